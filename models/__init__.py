@@ -1,0 +1,15 @@
+"""The aesthetic network photod scores with, its weights and its model card (installed as `photod.models`).
+
+Importing this package loads no torch: the registry holds names, files and metrics, and a model is
+built only when `load_model` is called.
+"""
+
+from photod.models.registry import (
+    ModelSpec,
+    get_model_spec,
+    list_models,
+    load_model,
+    register_model,
+)
+
+__all__ = ["ModelSpec", "get_model_spec", "list_models", "load_model", "register_model"]

@@ -1,0 +1,119 @@
+"""Registry of aesthetic models, in the style of timm's `register_model`.
+
+A model is registered by name with a decorator on a factory that returns a ready `torch.nn.Module`
+(eval mode, weights loaded). Names are unique; an unknown name raises with close matches suggested.
+Third-party models come from the `photod.models` entry-point group, read only when a name is not
+found among the built-in ones. Each spec carries its metadata (version, metrics, star thresholds)
+without building anything, so `photod models` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from photod.errors import ModelError
+
+log = logging.getLogger("photod")
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+ENTRY_POINT_GROUP = "photod.models"
+
+
+@dataclass
+class ModelSpec:
+    """What is known about a model before it is built."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    weights: Path | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", self.name))
+
+    @property
+    def available(self) -> bool:
+        return self.weights is None or self.weights.exists()
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_entry_points_loaded = False
+
+
+def register_model(
+    name: str, *, description: str = "", weights: str | Path | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register `factory(device=..., **kw) -> nn.Module` under `name`.
+
+    `weights` names a file in `models/weights/` (or an absolute path); a JSON card with the same
+    stem, if present, supplies version, metrics and star thresholds.
+    """
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        weights_path = None
+        card: dict[str, Any] = {}
+        if weights is not None:
+            weights_path = Path(weights)
+            if not weights_path.is_absolute():
+                weights_path = WEIGHTS_DIR / weights_path
+            card_path = weights_path.with_suffix(".json")
+            if card_path.exists():
+                card = json.loads(card_path.read_text())
+        _REGISTRY[name] = ModelSpec(name, factory, description, weights_path, card)
+        return factory
+
+    return decorator
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as exc:  # a broken plug-in must not break photod
+            log.warning("cannot load model plug-in %s: %s", entry_point.name, exc)
+
+
+def _ensure_builtin() -> None:
+    import photod.models.zoo  # noqa: F401  (registers the shipped models)
+
+
+def list_models() -> list[ModelSpec]:
+    """Every registered model, built-in first, then plug-ins."""
+    _ensure_builtin()
+    _load_entry_points()
+    return list(_REGISTRY.values())
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec registered as `name`, or a `ModelError` that suggests close names."""
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ModelError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]
+
+
+def load_model(name: str, device: str = "cpu") -> Any:
+    """Build model `name` with its weights, in eval mode on `device`."""
+    spec = get_model_spec(name)
+    if not spec.available:
+        raise ModelError(f"weights of model {name!r} are missing: {spec.weights}")
+    return spec.factory(device=device, spec=spec)

@@ -1,0 +1,41 @@
+"""The `photod` command: one click group; each capability adds its commands from its own module.
+
+Importing this module (and `photod --help`) loads no torch and no model: command modules import
+the heavy library parts inside the command functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from photod import __version__
+from photod.cli_common import setup_logging
+
+# Modules that each define `register(group)`; keep heavy imports inside their commands.
+COMMAND_MODULES = [
+    "photod.cli_score",
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="photod")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Logging detail on stderr.",
+)
+def cli(log_level: str) -> None:
+    """photod: score, rate and suggest improvements for your photos with an aesthetic CNN."""
+    setup_logging(log_level)
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(cli)
+
+
+def main() -> None:
+    cli(prog_name="photod")

@@ -1,0 +1,83 @@
+"""Options and helpers shared by every photod command (sqlite-utils style: decorators at the edge).
+
+Library errors (`PhotodError`) become `click.ClickException` here and nowhere deeper, so the
+library never knows it runs under a CLI.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from photod.errors import PhotodError
+
+F = Callable[..., Any]
+
+
+def json_option(func: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print results as JSON (one object per line)."
+    )(func)
+
+
+def device_option(func: F) -> F:
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+        default=None,
+        help="Where the model runs (default: config, else auto: CUDA when present, else CPU).",
+    )(func)
+
+
+def batch_size_option(func: F) -> F:
+    return click.option(
+        "--batch-size", type=click.IntRange(1, 4096), default=None, help="Photos per model batch."
+    )(func)
+
+
+def model_option(func: F) -> F:
+    return click.option("--model", default=None, help="Model name (see `photod models`).")(func)
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="SQLite index (default: index.db in the user data folder).",
+    )(func)
+
+
+def library_errors(func: F) -> F:
+    """Turn photod's own errors into a clean one-line CLI error (exit 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PhotodError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON document per line on stdout."""
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def setup_logging(level: str) -> None:
+    """One handler on stderr for the `photod` logger, journald-friendly (no timestamps twice)."""
+    logger = logging.getLogger("photod")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())

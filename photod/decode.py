@@ -1,0 +1,356 @@
+"""Turn any supported photo file into an 8-bit sRGB pixel array, as small and as fast as allowed.
+
+One entry point, `decode_image`, serves the scorer (224 px), the suggestion search (a working copy of
+about a thousand pixels) and the web page. JPEGs are decoded with libjpeg's DCT scaling (Pillow
+`draft`), so a 24 MP photo is never fully decoded to get 224 px. Camera RAW files use their embedded
+preview when it is big enough and a half-size demosaic otherwise. Every failure is a typed
+`DecodeError`; nothing here lets an exception from Pillow, rawpy or the OS escape unexplained.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from photod.errors import (
+    DecodeError,
+    EmptyFileError,
+    FileUnreadableError,
+    FileVanishedError,
+    ImageTooLargeError,
+    NotAnImageError,
+    TruncatedImageError,
+    UnsupportedFormatError,
+)
+
+log = logging.getLogger("photod")
+
+DEFAULT_MAX_PIXELS = 200_000_000
+
+JPEG_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif"}
+RAW_EXTENSIONS = {
+    ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".dng",
+    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".mrw",
+}  # fmt: skip
+HEIF_EXTENSIONS = {".heic", ".heif", ".hif", ".avif"}
+PILLOW_EXTENSIONS = {".png", ".tif", ".tiff", ".webp", ".bmp"}
+SUPPORTED_EXTENSIONS = JPEG_EXTENSIONS | RAW_EXTENSIONS | HEIF_EXTENSIONS | PILLOW_EXTENSIONS
+
+# Pillow's own bomb check would raise before we can say how big the image is; photod checks the
+# header itself against a configurable limit.
+Image.MAX_IMAGE_PIXELS = None
+
+_SRGB_PROFILE = None
+_heif_registered = False
+
+
+@dataclass
+class DecodedImage:
+    """Pixels of a photo (orientation applied, sRGB, uint8 HxWx3) and what was learnt on the way."""
+
+    pixels: np.ndarray
+    original_size: tuple[int, int]  # (width, height) of the full image, orientation applied
+    format: str
+    exif: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return self.original_size[0]
+
+    @property
+    def height(self) -> int:
+        return self.original_size[1]
+
+
+def is_supported(path: str | os.PathLike[str]) -> bool:
+    """True when the file name has an extension photod knows how to decode."""
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def decode_image(
+    path: str | os.PathLike[str],
+    min_side: int | None = 224,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedImage:
+    """Decode `path` to sRGB uint8 pixels whose short side is at least `min_side` when possible.
+
+    The result is never upscaled and never much larger than needed: JPEGs use DCT scaling and RAW
+    files their preview. `min_side=None` decodes at full resolution (for rendering a suggestion).
+    Raises a subclass of `DecodeError` with a clear message for every kind of bad input.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    _check_file(path)
+    try:
+        if suffix in RAW_EXTENSIONS:
+            return _decode_raw(path, min_side, max_pixels)
+        if suffix in HEIF_EXTENSIONS:
+            _register_heif()
+        return _decode_with_pillow(path, min_side, max_pixels)
+    except DecodeError:
+        raise
+    except FileNotFoundError as exc:
+        raise FileVanishedError("file vanished while it was being read", str(path)) from exc
+    except PermissionError as exc:
+        raise FileUnreadableError(f"permission denied: {exc.strerror}", str(path)) from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError("not an image, or a format photod cannot read", str(path)) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        message = str(exc)
+        if "truncated" in message or "broken data stream" in message or "premature" in message:
+            raise TruncatedImageError(f"truncated or damaged image data ({message})", str(path))
+        raise DecodeError(f"cannot decode: {message}", str(path)) from exc
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise FileVanishedError("no such file (deleted or moved away)", str(path)) from exc
+    except PermissionError as exc:
+        raise FileUnreadableError("permission denied", str(path)) from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileUnreadableError("symbolic link loop", str(path)) from exc
+        raise FileUnreadableError(f"cannot stat: {exc.strerror}", str(path)) from exc
+    if path.is_dir():
+        raise NotAnImageError("is a folder, not a photo", str(path))
+    if st.st_size == 0:
+        raise EmptyFileError("empty file (0 bytes)", str(path))
+    if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        raise UnsupportedFormatError(f"unsupported file type '{path.suffix}'", str(path))
+    if not os.access(path, os.R_OK):
+        raise FileUnreadableError("permission denied", str(path))
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int, path: Path) -> None:
+    pixels = size[0] * size[1]
+    if pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"{size[0]}x{size[1]} = {pixels / 1e6:.0f} MP exceeds the limit of "
+            f"{max_pixels / 1e6:.0f} MP (possible decompression bomb; raise max_pixels to allow)",
+            str(path),
+        )
+
+
+def _decode_with_pillow(path: Path, min_side: int | None, max_pixels: int) -> DecodedImage:
+    with Image.open(path) as im:
+        fmt = (im.format or path.suffix.lstrip(".")).upper()
+        _check_pixels(im.size, max_pixels, path)
+        exif = _exif_summary(im)
+        orientation = exif.get("orientation", 1)
+        full_size = im.size if orientation < 5 else (im.size[1], im.size[0])
+        if fmt == "JPEG" and min_side:
+            _draft_jpeg(im, min_side)
+        im.load()
+        pixels = _to_srgb_array(im, path)
+    pixels = _apply_orientation(pixels, orientation)
+    pixels = _shrink(pixels, min_side)
+    return DecodedImage(pixels=pixels, original_size=full_size, format=fmt, exif=exif)
+
+
+def _draft_jpeg(im: Image.Image, min_side: int) -> None:
+    """Ask libjpeg to decode at 1/2, 1/4 or 1/8 scale while keeping the short side >= min_side."""
+    w, h = im.size
+    short = min(w, h)
+    if short <= min_side:
+        return
+    scale = short / min_side
+    mode = "RGB" if im.mode in ("RGB", "YCbCr") else im.mode
+    im.draft(mode, (max(1, int(w / scale)), max(1, int(h / scale))))
+
+
+def _to_srgb_array(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert any Pillow mode (CMYK, L, P, RGBA, I;16, 48-bit) and ICC profile to sRGB uint8."""
+    icc = im.info.get("icc_profile")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        # Transparent areas are shown on white, as a browser or file manager would.
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            # The pixels must be in the profile's colour space (a grey JPEG can carry an RGB one).
+            space = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}.get(
+                source.profile.xcolor_space.strip(), "RGB"
+            )
+            if im.mode != space:
+                im = im.convert(space)
+            im = ImageCms.profileToProfile(im, source, _srgb(), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            log.warning("%s: ignoring broken ICC profile (%s)", path, exc)
+    if im.mode == "CMYK":
+        # Adobe writes inverted CMYK JPEGs; Pillow already undoes that for its conversion.
+        im = im.convert("RGB")
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _srgb() -> ImageCms.ImageCmsProfile:
+    global _SRGB_PROFILE
+    if _SRGB_PROFILE is None:
+        _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return _SRGB_PROFILE
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an HxWx3 array."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(pixels)) if op else pixels
+
+
+def _shrink(pixels: np.ndarray, min_side: int | None) -> np.ndarray:
+    """Downscale with area averaging so the short side is about 2x min_side at most."""
+    if not min_side:
+        return pixels
+    h, w = pixels.shape[:2]
+    short = min(h, w)
+    if short <= 2 * min_side:
+        return pixels
+    scale = 2 * min_side / short
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+
+
+_EXIF_TAGS = {
+    0x010F: "make",
+    0x0110: "model",
+    0x0112: "orientation",
+    0x9003: "datetime_original",
+    0x9291: "subsec_original",
+    0xA434: "lens",
+    0x9204: "exposure_bias",
+    0x829A: "exposure_time",
+    0x829D: "f_number",
+    0x8827: "iso",
+    0x920A: "focal_length",
+}
+
+
+def _exif_summary(im: Image.Image) -> dict[str, Any]:
+    """The few EXIF fields photod indexes and uses, as plain Python values."""
+    try:
+        exif = im.getexif()
+    except Exception:  # a broken EXIF block must never stop decoding
+        return {}
+    values: dict[str, Any] = {}
+    merged = dict(exif)
+    try:
+        merged.update(exif.get_ifd(0x8769))
+    except Exception:
+        pass
+    for tag, name in _EXIF_TAGS.items():
+        value = merged.get(tag)
+        if value is None:
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            value = value.strip("\x00 ").strip()
+            if not value:
+                continue
+        elif not isinstance(value, int):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+        values[name] = value
+    if not isinstance(values.get("orientation"), int) or not 1 <= values["orientation"] <= 8:
+        values["orientation"] = 1
+    return values
+
+
+def _decode_raw(path: Path, min_side: int | None, max_pixels: int) -> DecodedImage:
+    import rawpy
+
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawFileUnsupportedError as exc:
+        raise UnsupportedFormatError("not a RAW file LibRaw can read", str(path)) from exc
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:
+        raise TruncatedImageError(f"damaged RAW file ({exc})", str(path)) from exc
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"cannot read RAW file ({exc})", str(path)) from exc
+    with raw:
+        sizes = raw.sizes
+        flip = sizes.flip  # LibRaw: 0 none, 3 180°, 5 90° CCW, 6 90° CW
+        width, height = sizes.width, sizes.height
+        if flip in (5, 6):
+            width, height = height, width
+        _check_pixels((width, height), max_pixels, path)
+        pixels = _raw_preview(raw, min_side, flip) if min_side else None
+        if pixels is None:
+            try:
+                half = bool(min_side) and min(width, height) // 2 >= min_side
+                rgb = raw.postprocess(half_size=half, use_camera_wb=True, output_bps=8)
+            except rawpy.LibRawError as exc:
+                raise TruncatedImageError(f"damaged RAW data ({exc})", str(path)) from exc
+            pixels = np.ascontiguousarray(rgb)
+    return DecodedImage(
+        pixels=_shrink(pixels, min_side),
+        original_size=(width, height),
+        format="RAW:" + path.suffix.lstrip(".").upper(),
+    )
+
+
+def _raw_preview(raw: Any, min_side: int, flip: int) -> np.ndarray | None:
+    """The embedded JPEG preview when its short side is at least min_side, oriented like the RAW."""
+    import rawpy
+
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawError):
+        return None
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        try:
+            with Image.open(io.BytesIO(thumb.data)) as im:
+                if min(im.size) < min_side:
+                    return None
+                orientation = im.getexif().get(0x0112) or 0
+                _draft_jpeg(im, min_side)
+                pixels = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError):
+            return None
+    elif thumb.format == rawpy.ThumbFormat.BITMAP:
+        pixels = np.asarray(thumb.data)
+        orientation = 0
+        if min(pixels.shape[:2]) < min_side:
+            return None
+    else:
+        return None
+    if not 1 <= orientation <= 8:
+        orientation = {3: 3, 5: 8, 6: 6}.get(flip, 1)
+    pixels = _apply_orientation(pixels, orientation)
+    return np.ascontiguousarray(pixels)

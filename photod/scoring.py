@@ -1,0 +1,225 @@
+"""Score photos with the aesthetic model: decode in parallel, infer in batches, map to stars.
+
+`Scorer` is the one entry point the CLI, the daemon, the suggestion search and the web page share.
+The model is loaded on first use, on the requested device (`auto` picks CUDA, then MPS, then the
+CPU). Decoding runs in a thread pool ahead of inference (Pillow and libjpeg release the GIL), so
+on a 2-core laptop the cores stay busy and on a GPU the decoders feed large batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
+from photod.errors import DecodeError, ModelError, PhotodError
+from photod.stars import FALLBACK_THRESHOLDS, StarMapping
+
+log = logging.getLogger("photod")
+
+DEFAULT_MODEL = "photod-aesthetic-v1"
+
+
+@dataclass
+class ScoreResult:
+    """The outcome for one file; `to_dict` is the `--json` and web API shape."""
+
+    path: str
+    model: str
+    score: float | None = None
+    stars: int | None = None
+    status: str = "ok"
+    error: str | None = None
+    error_code: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    exif: dict[str, Any] = field(default_factory=dict)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": None if self.score is None else round(self.score, 4),
+            "stars": self.stars,
+            "status": self.status,
+            "error": self.error,
+            "model": self.model,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+
+
+def resolve_device(device: str = "auto") -> str:
+    """`auto` -> the best available of cuda, mps, cpu; an explicit device is checked."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' requested but no CUDA device is available")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("device 'mps' requested but MPS is not available")
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        raise ModelError(f"unknown device {device!r} (use auto, cpu, cuda or mps)")
+    return device
+
+
+class Scorer:
+    """Loads a model lazily and scores pixel arrays or files in batches."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "auto",
+        batch_size: int = 32,
+        decode_workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        star_mapping: StarMapping | None = None,
+    ) -> None:
+        from photod.models import get_model_spec
+
+        self.spec = get_model_spec(model)
+        self.model_name = model
+        self.requested_device = device
+        self.batch_size = max(1, batch_size)
+        self.decode_workers = decode_workers or min(8, os.cpu_count() or 2)
+        self.max_pixels = max_pixels
+        card_thresholds = self.spec.card.get("star_thresholds") or FALLBACK_THRESHOLDS
+        self.star_mapping = star_mapping or StarMapping(tuple(card_thresholds))
+        self._net: Any = None
+        self._device: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = resolve_device(self.requested_device)
+        return self._device
+
+    @property
+    def net(self) -> Any:
+        with self._lock:
+            if self._net is None:
+                from photod.models import load_model
+
+                log.info("loading model %s on %s", self.model_name, self.device)
+                self._net = load_model(self.model_name, device=self.device)
+            return self._net
+
+    def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores [N] and embeddings [N, 1280] for HxWx3 uint8 arrays, in batches."""
+        import torch
+
+        from photod.models.preprocess import to_tensor
+
+        net = self.net
+        scores, embeddings = [], []
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = to_tensor(images[start : start + self.batch_size])
+                batch = batch.to(self.device, dtype=dtype, non_blocking=True)
+                score, embedding = net.forward_all(batch)
+                scores.append(score.float().cpu().numpy())
+                embeddings.append(embedding.float().cpu().numpy())
+        if not scores:
+            return np.zeros(0, np.float32), np.zeros((0, 1280), np.float32)
+        return np.concatenate(scores), np.concatenate(embeddings)
+
+    def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
+        return decode_image(path, min_side=224, max_pixels=self.max_pixels)
+
+    def score_paths(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[ScoreResult]:
+        """Decode ahead in threads, score in batches; yields one result per path, in order.
+
+        A file that fails to decode yields an error result and never stops the others.
+        """
+        pending: list[tuple[str, Future[DecodedImage]]] = []
+        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool:
+            for path in paths:
+                pending.append((str(path), pool.submit(self.decode, path)))
+                # Keep about two batches decoding ahead of the model, not the whole folder.
+                if len(pending) >= 2 * self.batch_size:
+                    yield from self._score_ready(pending[: self.batch_size], progress)
+                    pending = pending[self.batch_size :]
+            while pending:
+                yield from self._score_ready(pending[: self.batch_size], progress)
+                pending = pending[self.batch_size :]
+
+    def _score_ready(
+        self,
+        chunk: list[tuple[str, Future[DecodedImage]]],
+        progress: Callable[[int], None] | None,
+    ) -> Iterator[ScoreResult]:
+        results: list[ScoreResult] = []
+        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        for path, future in chunk:
+            result = ScoreResult(path=path, model=self.version)
+            try:
+                image = future.result()
+            except PhotodError as exc:
+                self._fail(result, exc)
+            except Exception as exc:  # an unexpected library error is still one file's problem
+                log.exception("unexpected error decoding %s", path)
+                self._fail(result, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+            else:
+                result.width, result.height = image.original_size
+                result.format = image.format
+                result.exif = image.exif
+                decoded.append((result, image))
+            results.append(result)
+        if decoded:
+            scores, embeddings = self.score_pixels([image.pixels for _, image in decoded])
+            for (result, _), score, embedding in zip(decoded, scores, embeddings, strict=True):
+                result.score = float(score)
+                result.stars = self.star_mapping.stars(result.score)
+                result.embedding = embedding
+        if progress:
+            progress(len(results))
+        yield from results
+
+    @staticmethod
+    def _fail(result: ScoreResult, exc: PhotodError) -> None:
+        result.status = "error"
+        result.error = str(exc)
+        result.error_code = exc.code
+        log.warning("%s", exc)
+
+
+def iter_photo_paths(inputs: Iterable[str | os.PathLike[str]], recursive: bool) -> Iterator[Path]:
+    """Expand files and folders into photo paths (hidden files and sidecars skipped), sorted."""
+    from photod.decode import is_supported
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for child in sorted(path.glob(pattern)):
+                if any(part.startswith(".") for part in child.relative_to(path).parts):
+                    continue
+                if child.is_file() and is_supported(child):
+                    yield child
+        else:
+            yield path

@@ -1,0 +1,47 @@
+"""Map an aesthetic score to 1-5 stars (and, opt-in, a reject) by documented thresholds.
+
+A score is the predicted human mean rating on PARA's 1-5 scale, which people use timidly: most
+photos land between 2.8 and 3.6. Mapping that scale 1:1 to stars would rate nearly everything 3★.
+The thresholds are instead quantiles of the shipped model's predictions on a held-out set of real
+photos, chosen so stars spread out like a photographer's own culling:
+
+    1★ bottom 10 %, 2★ next 20 %, 3★ middle 35 %, 4★ next 25 %, 5★ top 10 %.
+
+Each model's card stores its own thresholds (`star_thresholds`); the config file can override them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Share of photos in each star bucket, lowest first; the model card's thresholds are these quantiles.
+STAR_SHARES = (0.10, 0.20, 0.35, 0.25, 0.10)
+FALLBACK_THRESHOLDS = (2.6, 2.9, 3.3, 3.6)
+
+
+@dataclass(frozen=True)
+class StarMapping:
+    """`thresholds[i]` is the lowest score that earns i+2 stars; `reject_below` gives -1 (reject)."""
+
+    thresholds: tuple[float, float, float, float] = FALLBACK_THRESHOLDS
+    reject_below: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != 4 or list(self.thresholds) != sorted(self.thresholds):
+            raise ValueError(f"star thresholds must be 4 increasing numbers, got {self.thresholds}")
+
+    def stars(self, score: float) -> int:
+        if self.reject_below is not None and score < self.reject_below:
+            return -1
+        return 1 + bisect_right(self.thresholds, score)
+
+
+def thresholds_from_scores(scores: Sequence[float]) -> tuple[float, float, float, float]:
+    """Quantile thresholds that give STAR_SHARES on `scores` (used when a model is trained)."""
+    import numpy as np
+
+    cumulative = np.cumsum(STAR_SHARES)[:-1]
+    values = np.quantile(np.asarray(scores, dtype=float), cumulative)
+    return tuple(round(float(v), 4) for v in values)  # type: ignore[return-value]

@@ -1,0 +1,107 @@
+"""Make real photo files for tests: JPEG (with EXIF, orientation, CMYK), PNG, TIFF, HEIC, DNG.
+
+Pixels come from real photographs shipped with scikit-image, so the files look like photos to the
+model, and formats are written by real encoders (Pillow, pillow-heif, pidng).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
+
+
+def real_photo(name: str = "chelsea", scale: float = 1.0) -> np.ndarray:
+    """A scikit-image sample photograph as HxWx3 uint8, optionally resized by `scale`."""
+    import skimage.data
+
+    pixels = getattr(skimage.data, name)()
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    pixels = pixels[..., :3]
+    if scale != 1.0:
+        h, w = pixels.shape[:2]
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC))
+    return np.ascontiguousarray(pixels)
+
+
+def camera_exif(orientation: int = 1, make: str = "Canon", model: str = "EOS R5") -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = make
+    exif[0x0110] = model
+    exif[0x0112] = orientation
+    exif[0x0132] = "2026:11:28 10:00:00"
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003] = "2026:11:28 10:00:00"
+    ifd[0x9291] = "12"
+    ifd[0xA434] = "RF24-70mm F2.8 L IS USM"
+    return exif
+
+
+def write_jpeg(
+    path: Path, pixels: np.ndarray, orientation: int = 1, quality: int = 92, **exif_kw: str
+) -> Path:
+    """Write `pixels` as a JPEG with camera EXIF; with orientation != 1 the stored pixels are
+    transformed so that a viewer applying the orientation shows `pixels` upright."""
+    stored = Image.fromarray(pixels)
+    inverse = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+               8: Image.Transpose.ROTATE_270}  # fmt: skip
+    if orientation in inverse:
+        stored = stored.transpose(inverse[orientation])
+    stored.save(path, "JPEG", quality=quality, exif=camera_exif(orientation, **exif_kw))
+    return path
+
+
+def write_dng(path: Path, pixels: np.ndarray) -> Path:
+    """A real DNG (RGGB Bayer mosaic of `pixels`, 16-bit) that rawpy/LibRaw opens and demosaics."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CFAPattern, CalibrationIlluminant, DNGVersion, PhotometricInterpretation
+
+    h, w = (pixels.shape[0] // 2) * 2, (pixels.shape[1] // 2) * 2
+    linear = (pixels[:h, :w].astype(np.float32) / 255.0) ** 2.2
+    bayer = np.zeros((h, w), np.uint16)
+    scale = 4095
+    bayer[0::2, 0::2] = linear[0::2, 0::2, 0] * scale
+    bayer[0::2, 1::2] = linear[0::2, 1::2, 1] * scale
+    bayer[1::2, 0::2] = linear[1::2, 0::2, 1] * scale
+    bayer[1::2, 1::2] = linear[1::2, 1::2, 2] * scale
+    tags = DNGTags()
+    tags.set(Tag.ImageWidth, w)
+    tags.set(Tag.ImageLength, h)
+    tags.set(Tag.TileWidth, w)
+    tags.set(Tag.TileLength, h)
+    tags.set(Tag.Orientation, 1)
+    tags.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array)
+    tags.set(Tag.SamplesPerPixel, 1)
+    tags.set(Tag.BitsPerSample, 16)
+    tags.set(Tag.CFARepeatPatternDim, [2, 2])
+    tags.set(Tag.CFAPattern, CFAPattern.RGGB)
+    tags.set(Tag.BlackLevel, 0)
+    tags.set(Tag.WhiteLevel, scale)
+    # The mosaic is linear sRGB, so the camera matrix is XYZ(D65) -> linear sRGB.
+    xyz_to_srgb = [3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570]
+    tags.set(Tag.ColorMatrix1, [[round(v * 10000), 10000] for v in xyz_to_srgb])
+    tags.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
+    tags.set(Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]])
+    tags.set(Tag.BaselineExposure, [[0, 100]])
+    tags.set(Tag.Make, "photod")
+    tags.set(Tag.Model, "Test Camera")
+    tags.set(Tag.DNGVersion, DNGVersion.V1_4)
+    tags.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
+    tags.set(Tag.PreviewColorSpace, 2)
+    converter = RAW2DNG()
+    converter.options(tags, path=str(path.parent), compress=False)
+    converter.convert(bayer, filename=path.stem)
+    return path
+
+
+def write_heic(path: Path, pixels: np.ndarray, quality: int = 90) -> Path:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    Image.fromarray(pixels).save(path, format="HEIF", quality=quality)
+    return path

@@ -1,0 +1,1 @@
+"""Dataset builders, training, baselines and evaluation for photod's models (`photod.training`)."""
