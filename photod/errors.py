@@ -60,3 +60,9 @@ class ModelError(PhotodError):
     """A model could not be found, built or loaded."""
 
     code = "model"
+
+
+class MetadataError(PhotodError):
+    """Ratings or other metadata could not be read or written; the photo itself is unchanged."""
+
+    code = "metadata"
