@@ -105,3 +105,46 @@ def write_heic(path: Path, pixels: np.ndarray, quality: int = 90) -> Path:
     pillow_heif.register_heif_opener()
     Image.fromarray(pixels).save(path, format="HEIF", quality=quality)
     return path
+
+
+def display_p3_icc() -> bytes:
+    """A minimal ICC v2 matrix/TRC profile for Display P3 (gamma 2.2), built by hand: no profile
+    files ship on these machines, and a non-sRGB profile is needed to prove colour conversion."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+
+    def curve(gamma: float) -> bytes:
+        return b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+
+    text = b"Display P3 (photod test)"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0"
+    desc += b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    desc += b"\0" * (-len(desc) % 4)
+    tags = [
+        (b"desc", desc),
+        (b"cprt", b"text" + b"\0" * 4 + b"public domain\0\0\0"),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)),
+        (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
+        (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
+        (b"rTRC", curve(2.2)),
+        (b"gTRC", curve(2.2)),
+        (b"bTRC", curve(2.2)),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = offset + len(data)
+    header = struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000)
+    header += b"mntrRGB XYZ " + b"\0" * 12 + b"acsp" + b"APPL" + b"\0" * 4
+    header += b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + struct.pack(">I", 0)
+    header += s15(0.9642) + s15(1.0) + s15(0.8249) + b"lcms" + b"\0" * 16 + b"\0" * 28
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
