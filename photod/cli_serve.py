@@ -1,0 +1,125 @@
+"""`photod serve`: the local web page (upload and score, library browser) on uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+
+import click
+
+from photod.cli_common import db_option, device_option, emit_json, json_option, library_errors
+
+log = logging.getLogger("photod")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@db_option
+@click.option(
+    "--library",
+    "libraries",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder whose photos the library pages may show (repeatable; default: the watched "
+    "folders from the config).",
+)
+@device_option
+@click.option("--model", default=None, help="Model name (see `photod models`).")
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0.1, 4096),
+    default=64.0,
+    show_default=True,
+    help="Largest upload accepted.",
+)
+@click.option(
+    "--max-megapixels",
+    type=click.FloatRange(0.1, 1000),
+    default=100.0,
+    show_default=True,
+    help="Largest decoded image accepted (decompression-bomb guard).",
+)
+@json_option
+@library_errors
+def serve(
+    host: str,
+    port: int,
+    db_path: str | None,
+    libraries: tuple[str, ...],
+    device: str | None,
+    model: str | None,
+    max_upload_mb: float,
+    max_megapixels: float,
+    as_json: bool,
+) -> None:
+    """Serve the web page: upload photos to score them, browse the index's best and worst.
+
+    Binds to localhost by default; anything else exposes your library to the network.
+    """
+    from pathlib import Path
+
+    import uvicorn
+
+    from photod.config import load_settings, star_mapping
+    from photod.paths import default_db_path
+    from photod.web import WebConfig, create_app
+
+    settings = load_settings(cli={"db": db_path, "device": device, "model": model})
+    roots = [Path(p) for p in libraries] or [Path(p) for p in settings.folders]
+    config = WebConfig(
+        db_path=Path(settings.db) if settings.db else None,
+        library_roots=roots,
+        model=settings.model,
+        device=settings.device,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_pixels=int(max_megapixels * 1_000_000),
+        star_mapping=star_mapping(settings),
+    )
+    app = create_app(config)
+    if not _is_loopback(host):
+        log.warning("serving on %s: anyone who can reach this address can use the page", host)
+    # Bind here rather than in uvicorn so that the real port (with --port 0, a free one the OS
+    # picked) is known and announced before the first request can arrive.
+    sock = _bind(host, port)
+    bound = sock.getsockname()
+    url = f"http://{'[' + bound[0] + ']' if ':' in bound[0] else bound[0]}:{bound[1]}/"
+    db_shown = str(config.db_path or default_db_path())
+    if as_json:
+        emit_json({"url": url, "host": bound[0], "port": bound[1], "db": db_shown})
+    else:
+        click.echo(f"photod serving on {url}  (index {db_shown}; Ctrl+C to stop)")
+    click.get_text_stream("stdout").flush()
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    )
+    server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve)
