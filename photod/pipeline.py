@@ -1,0 +1,550 @@
+"""Score, rate and index photos: the one pipeline the CLI, the daemon and the web page share.
+
+For each path `process_paths` decides what work is needed, cheapest check first:
+
+1. the index row matches the file's size and mtime: nothing to do (`unchanged`);
+2. the file's content hash (blake2b) is already indexed: a renamed or moved file takes over its
+   old row (`moved`), a copy gets a new row with the known score (`copied`); neither is scored;
+3. otherwise the file is decoded and scored in batches (`Scorer.score_paths`), the rating is
+   written into the photo or its sidecar (`photod.metadata`), and only then is the row committed.
+
+Committing last makes the index the journal: after a crash at any moment a file has either its
+finished row or none, and one without a row is simply processed again (the metadata writer is
+atomic and idempotent). One bad file yields an `error` row and never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from photod.errors import (
+    FileUnreadableError,
+    FileVanishedError,
+    PhotodError,
+)
+from photod.index import (
+    embedding_blob,
+    find_by_hash,
+    get_by_path,
+    mark_missing,
+    move_photo,
+    now_iso,
+    upsert_photo,
+)
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from photod.scoring import Scorer, ScoreResult
+
+log = logging.getLogger("photod")
+
+HASH_CHUNK = 1 << 20
+# Columns copied from a known row when the same content turns up under another name.
+_CARRIED_COLUMNS = (
+    "width", "height", "format", "captured_at", "capture_subsec", "camera_make", "camera_model",
+    "lens", "exposure_bias", "exposure_time", "f_number", "iso", "focal_length", "score", "stars",
+    "model", "scored_at", "embedding",
+)  # fmt: skip
+
+
+@dataclass
+class ProcessedPhoto:
+    """What happened to one path; `to_dict` is the `--json` shape.
+
+    `action`: scored, moved, copied, unchanged, missing, error or skipped.
+    """
+
+    path: str
+    action: str
+    status: str | None = None
+    score: float | None = None
+    stars: int | None = None
+    user_rating: int | None = None
+    model: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    written: list[str] = field(default_factory=list)
+    write_skipped: str | None = None
+    moved_from: str | None = None
+    suggestion: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "action": self.action,
+            "status": self.status,
+            "score": None if self.score is None else round(self.score, 4),
+            "stars": self.stars,
+            "user_rating": self.user_rating,
+            "model": self.model,
+            "error": self.error,
+            "error_code": self.error_code,
+            "written": self.written,
+            "write_skipped": self.write_skipped,
+            "moved_from": self.moved_from,
+        }
+
+
+def file_hash(path: str) -> str:
+    """blake2b (128-bit) of the file's bytes: identifies content across renames."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
+    """Index columns from the decoder's EXIF summary (capture time as ISO 8601)."""
+    captured = exif.get("datetime_original")
+    if isinstance(captured, str) and len(captured) >= 19:
+        # EXIF writes "YYYY:MM:DD HH:MM:SS"; keep it local time, as the camera recorded it.
+        captured = captured[:10].replace(":", "-") + "T" + captured[11:19]
+    else:
+        captured = None
+    subsec = exif.get("subsec_original")
+
+    def number(key: str) -> float | None:
+        value = exif.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    iso = exif.get("iso")
+    return {
+        "captured_at": captured,
+        "capture_subsec": None if subsec is None else str(subsec),
+        "camera_make": exif.get("make"),
+        "camera_model": exif.get("model"),
+        "lens": exif.get("lens"),
+        "exposure_bias": number("exposure_bias"),
+        "exposure_time": number("exposure_time"),
+        "f_number": number("f_number"),
+        "iso": int(iso) if isinstance(iso, (int, float)) else None,
+        "focal_length": number("focal_length"),
+    }
+
+
+def _file_columns(path: str, st: os.stat_result) -> dict[str, Any]:
+    return {"size": st.st_size, "mtime": st.st_mtime, "mtime_ns": st.st_mtime_ns}
+
+
+class _Metadata:
+    """The metadata writer, imported on first use so that mode `none` works without it."""
+
+    def __init__(self, write_mode: str, force: bool) -> None:
+        self.write_mode = write_mode
+        self.force = force
+        self._module: Any = None
+        self._unavailable = False
+        if write_mode != "none":
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            import photod.metadata as module
+        except ImportError as exc:
+            raise PhotodError(
+                f"cannot write ratings: photod.metadata is unavailable ({exc}); "
+                "use write mode 'none' to only score and index"
+            ) from exc
+        self._module = module
+
+    def read_user_rating(self, path: str) -> int | None:
+        if self._module is None:
+            if self._unavailable:
+                return None
+            try:
+                self._load()
+            except PhotodError:
+                self._unavailable = True  # mode none: reading the user's rating is a bonus
+                return None
+        try:
+            return self._module.read_user_rating(path)
+        except PhotodError as exc:
+            log.debug("%s: cannot read user rating: %s", path, exc)
+            return None
+
+    def write(self, path: str, score: float, stars: int, model: str, scored_at: str) -> Any:
+        info = self._module.RatingInfo(score=score, stars=stars, model=model, scored_at=scored_at)
+        return self._module.write_rating(path, info, mode=self.write_mode, force=self.force)
+
+
+def _suggest_modules() -> tuple[Any, Any]:
+    try:
+        import photod.suggest as suggest
+        import photod.suggest_store as suggest_store
+    except ImportError as exc:
+        raise PhotodError(
+            f"suggestions requested but not available in this install ({exc}); "
+            "run without --suggest"
+        ) from exc
+    return suggest, suggest_store
+
+
+def process_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    scorer: Scorer,
+    db: sqlite_utils.Database,
+    write_mode: str = "auto",
+    force: bool = False,
+    suggest: bool = False,
+    chunk_size: int | None = None,
+) -> Iterator[ProcessedPhoto]:
+    """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
+
+    Work goes in chunks of `chunk_size` paths (default: 4 model batches), so memory stays bounded
+    whatever the number of paths. Raises only for setup problems (metadata writer or suggestion
+    modules missing); every per-file problem becomes an `error` result.
+    """
+    metadata = _Metadata(write_mode, force)
+    suggesters = _suggest_modules() if suggest else None
+    chunk_size = chunk_size or max(4 * scorer.batch_size, 32)
+    chunk: list[str] = []
+    for path in paths:
+        chunk.append(os.path.abspath(os.fspath(path)))
+        if len(chunk) >= chunk_size:
+            yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+            chunk = []
+    if chunk:
+        yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+
+
+def _process_chunk(
+    chunk: list[str],
+    scorer: Scorer,
+    db: sqlite_utils.Database,
+    metadata: _Metadata,
+    suggesters: tuple[Any, Any] | None,
+) -> Iterator[ProcessedPhoto]:
+    to_score: dict[str, tuple[os.stat_result, str]] = {}
+    for path in dict.fromkeys(chunk):  # a path listed twice is handled once
+        try:
+            outcome = _triage(path, db, scorer, metadata, to_score)
+        except Exception as exc:  # one file's problem, whatever it is
+            outcome = _unexpected(path, exc)
+        if outcome is not None:
+            yield outcome
+    if not to_score:
+        return
+    for result in scorer.score_paths(list(to_score)):
+        st, original_hash = to_score[result.path]
+        try:
+            outcome = _record_scored(result, st, original_hash, db, metadata)
+            if suggesters and outcome.status == "ok":
+                _suggest(outcome, scorer, db, suggesters)
+        except Exception as exc:
+            outcome = _unexpected(result.path, exc)
+        yield outcome
+
+
+def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
+    if isinstance(exc, PhotodError):
+        log.warning("%s", exc)
+        return ProcessedPhoto(path, "error", "error", error=str(exc), error_code=exc.code)
+    log.exception("unexpected error processing %s", path)
+    return ProcessedPhoto(
+        path, "error", "error", error=f"unexpected {type(exc).__name__}: {exc}", error_code="bug"
+    )
+
+
+def _error_row(db: sqlite_utils.Database, path: str, exc: PhotodError, extra: dict) -> None:
+    row = {"path": path, "status": "error", "error": str(exc), "error_code": exc.code}
+    _error_row_or_log(db, {**row, "score": None, "stars": None, "embedding": None, **extra})
+
+
+def _triage(
+    path: str,
+    db: sqlite_utils.Database,
+    scorer: Scorer,
+    metadata: _Metadata,
+    to_score: dict[str, tuple[os.stat_result, str]],
+) -> ProcessedPhoto | None:
+    """Settle `path` without the model when possible; else queue it in `to_score` (-> None)."""
+    from photod.decode import is_supported
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if get_by_path(db, path) is not None and mark_missing(db, [path]):
+            log.info("missing: %s", path)
+            return ProcessedPhoto(path, "missing", "missing")
+        log.info("skipped %s: it no longer exists", path)
+        return ProcessedPhoto(path, "skipped", error="vanished", error_code="vanished")
+    except OSError as exc:
+        # a symbolic link loop, a path component without permission, ...
+        error = FileUnreadableError(f"cannot stat: {exc.strerror}", path)
+        _error_row(db, path, error, {})
+        log.warning("%s", error)
+        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        log.info("skipped %s: %s", path, kind)
+        return ProcessedPhoto(path, "skipped", error=kind, error_code="not_a_file")
+    if not is_supported(path):
+        log.info("skipped %s: not a photo type photod reads", path)
+        return ProcessedPhoto(path, "skipped", error="unsupported", error_code="unsupported")
+
+    row = get_by_path(db, path)
+    files = _file_columns(path, st)
+    if row is not None and row["status"] != "missing" and _same_stat(row, st):
+        return _from_row(path, "unchanged", row)
+
+    try:
+        digest = file_hash(path)
+    except FileNotFoundError:
+        return _triage(path, db, scorer, metadata, to_score)  # vanished meanwhile: as above
+    except OSError as exc:
+        error = FileUnreadableError(f"cannot read: {exc.strerror}", path)
+        _error_row(db, path, error, files)
+        log.warning("%s", error)
+        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+
+    if row is not None and row["status"] != "missing" and digest == row["content_hash"]:
+        # Same bytes, new timestamp (touched, copied over itself): remember the new stat.
+        upsert_photo(db, {"path": path, **files})
+        return _from_row(path, "unchanged", row)
+
+    for known in find_by_hash(db, digest):
+        if known["path"] == path or known["status"] != "ok":
+            continue
+        if not os.path.lexists(known["path"]) or known["status"] == "missing":
+            return _adopt(known, path, st, digest, db, metadata, moved=True)
+        return _adopt(known, path, st, digest, db, metadata, moved=False)
+
+    to_score[path] = (st, digest)
+    return None
+
+
+def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
+    return ProcessedPhoto(
+        path,
+        action,
+        row["status"],
+        row["score"],
+        row["stars"],
+        row["user_rating"],
+        row["model"],
+        row["error"],
+        row["error_code"],
+    )
+
+
+def _same_stat(row: dict[str, Any], st: os.stat_result) -> bool:
+    return row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns
+
+
+def _write_rating(
+    path: str, score: float, stars: int, model: str, scored_at: str, metadata: _Metadata
+) -> tuple[Any, dict[str, Any]]:
+    """Write the rating; returns (outcome or None, row columns describing the result)."""
+    if metadata.write_mode == "none":
+        return None, {"user_rating": metadata.read_user_rating(path), "written_to": "[]"}
+    outcome = metadata.write(path, score, stars, model, scored_at)
+    return outcome, {
+        "user_rating": outcome.user_rating,
+        "written_to": json.dumps([os.path.basename(p) for p in outcome.written]),
+    }
+
+
+def _after_write_columns(path: str, original_hash: str, outcome: Any) -> dict[str, Any]:
+    """Stat and hash of the file as photod leaves it, so its own write never looks like an edit."""
+    st = os.stat(path)
+    changed = outcome is not None and any(
+        os.path.abspath(p) == path for p in getattr(outcome, "written", [])
+    )
+    return {
+        **_file_columns(path, st),
+        "content_hash": file_hash(path) if changed else original_hash,
+        "original_hash": original_hash,
+    }
+
+
+def _adopt(
+    known: dict[str, Any],
+    path: str,
+    st: os.stat_result,
+    digest: str,
+    db: sqlite_utils.Database,
+    metadata: _Metadata,
+    moved: bool,
+) -> ProcessedPhoto:
+    """A file whose content is already indexed: reuse the score, make sure the rating is there."""
+    action = "moved" if moved else "copied"
+    try:
+        outcome, rating_columns = _write_rating(
+            path, known["score"], known["stars"], known["model"], known["scored_at"], metadata
+        )
+        columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
+    except PhotodError as exc:
+        return _store_write_error(path, st, digest, known, exc, db)
+    columns.update(status="ok", error=None, error_code=None)
+    if moved:
+        move_photo(db, known["id"], path, columns)
+        log.info("moved: %s -> %s (not re-scored)", known["path"], path)
+    else:
+        carried = {key: known[key] for key in _CARRIED_COLUMNS}
+        upsert_photo(db, {"path": path, **carried, **columns})
+        log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
+    return ProcessedPhoto(
+        path,
+        action,
+        "ok",
+        known["score"],
+        known["stars"],
+        columns.get("user_rating"),
+        known["model"],
+        written=list(getattr(outcome, "written", []) or []),
+        write_skipped=getattr(outcome, "skipped", None),
+        moved_from=known["path"] if moved else None,
+    )
+
+
+def _store_write_error(
+    path: str,
+    st: os.stat_result,
+    digest: str,
+    scored: dict[str, Any],
+    exc: PhotodError,
+    db: sqlite_utils.Database,
+) -> ProcessedPhoto:
+    """The score is known but the rating could not be written: an error row that keeps the score.
+
+    The row carries the file's stat, so the file is retried when it changes (or with a rescan),
+    not in a loop.
+    """
+    log.warning("cannot write rating: %s", exc)
+    row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
+    try:
+        # A partial write may have changed the file: keep its current stat so that photod's own
+        # change does not look like an edit and start a retry loop.
+        st = os.stat(path)
+    except OSError:
+        pass
+    row.update(_file_columns(path, st))
+    row.update(
+        path=path,
+        content_hash=digest,
+        original_hash=digest,
+        status="error",
+        error=str(exc),
+        error_code=getattr(exc, "code", "metadata"),
+    )
+    _error_row_or_log(db, row)
+    return ProcessedPhoto(
+        path,
+        "error",
+        "error",
+        scored.get("score"),
+        scored.get("stars"),
+        model=scored.get("model"),
+        error=str(exc),
+        error_code=row["error_code"],
+    )
+
+
+def _error_row_or_log(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
+    try:
+        upsert_photo(db, row)
+    except (UnicodeEncodeError, ValueError) as exc:
+        # e.g. a file name that is not valid UTF-8 cannot be stored as SQLite text
+        log.warning("%r: cannot index this path (%s)", row["path"], exc)
+
+
+def _record_scored(
+    result: ScoreResult,
+    st: os.stat_result,
+    original_hash: str,
+    db: sqlite_utils.Database,
+    metadata: _Metadata,
+) -> ProcessedPhoto:
+    path = result.path
+    if result.status != "ok":
+        if result.error_code == "vanished" and not os.path.lexists(path):
+            if get_by_path(db, path) is not None:
+                mark_missing(db, [path])
+            log.info("skipped %s: deleted before it could be scored", path)
+            return ProcessedPhoto(path, "skipped", error=result.error, error_code="vanished")
+        row = {
+            "path": path,
+            **_file_columns(path, st),
+            "content_hash": original_hash,
+            "original_hash": original_hash,
+            "status": "error",
+            "error": result.error,
+            "error_code": result.error_code,
+            "score": None,
+            "stars": None,
+            "embedding": None,
+            "model": result.model,
+            "scored_at": now_iso(),
+        }
+        _error_row_or_log(db, row)
+        return ProcessedPhoto(
+            path,
+            "error",
+            "error",
+            model=result.model,
+            error=result.error,
+            error_code=result.error_code,
+        )
+
+    scored_at = now_iso()
+    assert result.score is not None and result.stars is not None
+    scored = {
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        **_exif_columns(result.exif),
+        "score": result.score,
+        "stars": result.stars,
+        "model": result.model,
+        "scored_at": scored_at,
+        "embedding": embedding_blob(result.embedding),
+    }
+    try:
+        outcome, rating_columns = _write_rating(
+            path, result.score, result.stars, result.model, scored_at, metadata
+        )
+        columns = {**rating_columns, **_after_write_columns(path, original_hash, outcome)}
+    except PhotodError as exc:
+        return _store_write_error(path, st, original_hash, scored, exc, db)
+    except FileNotFoundError:
+        return _store_write_error(
+            path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
+        )
+    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
+    upsert_photo(db, row)
+    log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)
+    return ProcessedPhoto(
+        path,
+        "scored",
+        "ok",
+        result.score,
+        result.stars,
+        columns.get("user_rating"),
+        result.model,
+        written=list(getattr(outcome, "written", []) or []),
+        write_skipped=getattr(outcome, "skipped", None),
+    )
+
+
+def _suggest(
+    outcome: ProcessedPhoto, scorer: Scorer, db: sqlite_utils.Database, modules: tuple[Any, Any]
+) -> None:
+    suggest, suggest_store = modules
+    started = time.monotonic()
+    try:
+        suggestion = suggest.suggest_photo(outcome.path, scorer)
+        suggest_store.save_suggestion(db, outcome.path, suggestion)
+        outcome.suggestion = suggestion
+    except PhotodError as exc:
+        log.warning("no suggestion for %s: %s", outcome.path, exc)
+    log.debug("suggestion for %s took %.1f s", outcome.path, time.monotonic() - started)
