@@ -43,7 +43,9 @@ def map_state_dict(
             f"backbone weights have {len(source)} tensors, {ARCHITECTURE} expects {len(target)}"
         )
     mapped = {}
-    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items(), strict=True):
+    for (src_name, tensor), (dst_name, expected) in zip(
+        source.items(), target.items(), strict=True
+    ):
         if tuple(tensor.shape) != tuple(expected.shape):
             raise ModelError(
                 f"shape mismatch pairing {src_name} {tuple(tensor.shape)} with "

@@ -106,7 +106,9 @@ def decode_image(
     except (OSError, SyntaxError, ValueError) as exc:
         message = str(exc)
         if "truncated" in message or "broken data stream" in message or "premature" in message:
-            raise TruncatedImageError(f"truncated or damaged image data ({message})", str(path))
+            raise TruncatedImageError(
+                f"truncated or damaged image data ({message})", str(path)
+            ) from exc
         raise DecodeError(f"cannot decode: {message}", str(path)) from exc
 
 

@@ -14,7 +14,9 @@ import pytest
 from tests import photos
 
 # Tests never write to the real user folders.
-os.environ.setdefault("PHOTOD_DATA_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "photod-test-data"))
+os.environ.setdefault(
+    "PHOTOD_DATA_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "photod-test-data")
+)
 
 
 def _cuda_available() -> bool:

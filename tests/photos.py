@@ -59,7 +59,7 @@ def write_jpeg(
 def write_dng(path: Path, pixels: np.ndarray) -> Path:
     """A real DNG (RGGB Bayer mosaic of `pixels`, 16-bit) that rawpy/LibRaw opens and demosaics."""
     from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import CFAPattern, CalibrationIlluminant, DNGVersion, PhotometricInterpretation
+    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
 
     h, w = (pixels.shape[0] // 2) * 2, (pixels.shape[1] // 2) * 2
     linear = (pixels[:h, :w].astype(np.float32) / 255.0) ** 2.2

@@ -1,0 +1,5 @@
+"""`python -m photod` runs the CLI."""
+
+from photod.cli import main
+
+main()
