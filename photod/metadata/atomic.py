@@ -80,6 +80,15 @@ def _same_file(before: os.stat_result, path: Path) -> bool:
     )
 
 
+def _writable(path: Path, st: os.stat_result | None = None) -> bool:
+    """Writable for us and not chmod'ed read-only for everyone (root passes os.access)."""
+    try:
+        st = st or os.stat(path)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(st.st_mode & 0o222)
+
+
 def _cleanup(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         tmp.unlink()
@@ -104,9 +113,12 @@ def atomic_rewrite(
         raise MetadataError("file vanished before writing", str(path)) from None
     except OSError as exc:
         raise _os_error(exc, real, "read file") from exc
-    # os.replace would happily swap a read-only file in a writable folder: respect the user's chmod.
-    if not os.access(real, os.W_OK):
+    # os.replace would happily swap a read-only file in a writable folder (and root may write
+    # anything): respect the user's chmod of the file and of its folder.
+    if not _writable(real, before):
         raise MetadataError("file is read-only; nothing was changed", str(path))
+    if not _writable(real.parent):
+        raise MetadataError("folder is read-only; nothing was changed", str(path))
     tmp = temp_path_for(real)
     try:
         try:
@@ -146,6 +158,8 @@ def atomic_create(
     """Create a new file with `data` (then `modify(temp)`), never clobbering one that appeared
     meanwhile. Returns False, writing nothing, when `path` already exists."""
     target = Path(path)
+    if not _writable(target.parent):
+        raise MetadataError("folder is read-only; nothing was written", str(target))
     tmp = temp_path_for(target)
     try:
         try:

@@ -66,6 +66,8 @@ def exiv2() -> Any:
                 pyexiv2.registerNs(PHOTOD_NS, PHOTOD_PREFIX)
             except Exception as exc:  # already registered by an earlier import: fine
                 log.debug("photod namespace registration: %s", exc)
+            # exiv2 prints warnings on stdout (breaking `--json` output); errors still raise.
+            pyexiv2.set_log_level(3)
             _ready = True
     return pyexiv2
 
