@@ -218,6 +218,10 @@ def load_settings(
             value, source = _coerce(option, cli[option.name], "command line"), "cli"
         values[option.name] = value
         sources[option.name] = source
+    if values["db"] is None:
+        from photod.paths import default_db_path
+
+        values["db"] = default_db_path()  # shown by `photod config`; still source "default"
     return Settings(values, sources, file_path, file_path.exists())
 
 

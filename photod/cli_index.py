@@ -1,0 +1,167 @@
+"""`photod list`, `photod top` and `photod status`: read the index (never write it).
+
+They open the index read-only and WAL lets them run while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photod.cli_common import db_option, emit_json, json_option, library_errors
+
+SORTS = ["score", "stars", "user_rating", "captured_at", "added_at", "scored_at", "path", "mtime"]
+
+
+def _db_path(db_path: str | None) -> Path:
+    from photod.config import load_settings
+    from photod.paths import default_db_path
+
+    if db_path:
+        return Path(db_path)
+    configured = load_settings().db
+    return Path(configured) if configured else default_db_path()
+
+
+def _stars_text(row: dict[str, Any]) -> str:
+    stars = row["user_rating"] if row.get("user_rating") is not None else row.get("stars")
+    if stars is None:
+        return "-"
+    text = "reject" if stars < 0 else ("★" * stars or "0")
+    return text + ("*" if row.get("user_rating") is not None else "")
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            emit_json(row)
+        return
+    for row in rows:
+        if row["status"] == "ok":
+            click.echo(f"{row['score']:6.3f}  {_stars_text(row):<6}  {row['path']}")
+        else:
+            detail = f": {row['error']}" if row.get("error") else ""
+            click.echo(f"{row['status']:>6}  {'':<6}  {row['path']}{detail}")
+
+
+@click.command("list")
+@click.option("--min-stars", type=click.IntRange(-1, 5), default=None, help="At least N stars.")
+@click.option("--status", type=click.Choice(["ok", "error", "missing"]), default=None)
+@click.option("--since", default=None, help="Indexed since DATE (YYYY-MM-DD, today, 7d, ...).")
+@click.option("--camera", default=None, help="Camera make or model contains this text.")
+@click.option("--folder", type=click.Path(file_okay=False), default=None, help="Only under this.")
+@click.option("--sort", type=click.Choice(SORTS), default="score", show_default=True)
+@click.option("--asc", is_flag=True, help="Ascending order (default: descending).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most N photos.")
+@db_option
+@json_option
+@library_errors
+def list_command(
+    min_stars: int | None,
+    status: str | None,
+    since: str | None,
+    camera: str | None,
+    folder: str | None,
+    sort: str,
+    asc: bool,
+    limit: int | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
+    """List indexed photos, best first. A * after the stars marks your own rating."""
+    from photod.index import open_index_readonly, query_photos
+
+    db = open_index_readonly(_db_path(db_path))
+    rows = query_photos(
+        db,
+        min_stars=min_stars,
+        status=status,
+        since=since,
+        camera=camera,
+        sort=sort,
+        descending=not asc,
+        limit=limit,
+        folder=folder,
+    )
+    _print_rows(rows, as_json)
+
+
+@click.command()
+@click.argument("n", type=click.IntRange(1), default=10)
+@click.option("--folder", type=click.Path(file_okay=False), default=None, help="Only under this.")
+@db_option
+@json_option
+@library_errors
+def top(n: int, folder: str | None, db_path: str | None, as_json: bool) -> None:
+    """The N best-scoring photos (default 10) that are still there."""
+    from photod.index import open_index_readonly, query_photos
+
+    db = open_index_readonly(_db_path(db_path))
+    _print_rows(query_photos(db, status="ok", limit=n, folder=folder), as_json)
+
+
+@click.command()
+@db_option
+@json_option
+@library_errors
+def status(db_path: str | None, as_json: bool) -> None:
+    """Counts in the index, last activity, and whether a daemon is running on it."""
+    from photod.daemon import daemon_holding
+    from photod.index import counts, open_index_readonly
+
+    path = _db_path(db_path)
+    db = open_index_readonly(path)
+    report: dict[str, Any] = {"db": str(path), **counts(db)}
+    pid = daemon_holding(path)
+    last_run = None
+    if db["daemon_runs"].exists():
+        runs = list(db.query("SELECT * FROM daemon_runs ORDER BY id DESC LIMIT 1"))
+        last_run = runs[0] if runs else None
+    report["daemon"] = {
+        "running": pid is not None,
+        "pid": pid,
+        "folders": _folders(last_run),
+        "started_at": last_run["started_at"] if last_run else None,
+        "heartbeat_at": last_run["heartbeat_at"] if last_run else None,
+        "stopped_at": last_run["stopped_at"] if last_run else None,
+    }
+    if as_json:
+        emit_json(report)
+        return
+    by = report["by_status"]
+    click.echo(f"index:    {path}")
+    click.echo(
+        f"photos:   {report['total']} ({by['ok']} ok, {by['error']} errors, "
+        f"{by['missing']} missing)"
+    )
+    if report["by_stars"]:
+        stars = ", ".join(f"{k}★ {v}" for k, v in report["by_stars"].items())
+        click.echo(f"stars:    {stars}")
+    click.echo(f"last:     {report['last_activity'] or 'never'}")
+    daemon = report["daemon"]
+    if daemon["running"]:
+        where = ", ".join(daemon["folders"] or [])
+        click.echo(f"daemon:   running (pid {pid}) since {daemon['started_at']}, watching {where}")
+    else:
+        when = daemon["stopped_at"] or daemon["heartbeat_at"]
+        click.echo("daemon:   not running" + (f" (last seen {when})" if when else ""))
+
+
+def _folders(run: dict[str, Any] | None) -> list[str] | None:
+    import json
+
+    if not run or not run.get("folders"):
+        return None
+    try:
+        return [os.fspath(f) for f in json.loads(run["folders"])]
+    except ValueError:
+        return None
+
+
+def register(group: click.Group) -> None:
+    group.add_command(list_command)
+    group.add_command(top)
+    group.add_command(status)
