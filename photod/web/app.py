@@ -284,12 +284,8 @@ def _suggest_upload(state: _State, upload: _Upload) -> dict[str, Any]:
         from photod.suggest import suggest_photo
     except ImportError:
         raise ApiError(501, "unavailable", "suggestions are not available in this build") from None
-    from photod.decode import decode_image
-
-    scorer = state.scorer()
-    # Check the pixel limit before the search decodes the photo at its working size.
-    decode_image(upload.path, min_side=224, max_pixels=state.config.max_pixels)
-    suggestion = suggest_photo(upload.path, scorer)
+    # The scorer carries the upload pixel limit; suggest_photo decodes with it.
+    suggestion = suggest_photo(upload.path, state.scorer())
     payload = suggestion.to_dict()
     payload["path"] = upload.filename
     return payload
