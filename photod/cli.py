@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "photod.cli_watch",
     "photod.cli_index",
     "photod.cli_serve",
+    "photod.cli_rating",
 ]
 
 
