@@ -24,7 +24,13 @@ def _is_loopback(host: str) -> bool:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="TCP port (0: any free port, printed at start).",
+)
 @db_option
 @click.option(
     "--library",
@@ -50,6 +56,22 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Largest decoded image accepted (decompression-bomb guard).",
 )
+@click.option(
+    "--resize",
+    "resize_px",
+    type=click.IntRange(224, 8192),
+    default=1024,
+    show_default=True,
+    help="Long side the page shrinks photos to in the browser before upload.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="PHOTOD_CONFIG",
+    help="Config file (default: config.toml in the user config folder).",
+)
 @json_option
 @library_errors
 def serve(
@@ -61,6 +83,8 @@ def serve(
     model: str | None,
     max_upload_mb: float,
     max_megapixels: float,
+    resize_px: int,
+    config_file: str | None,
     as_json: bool,
 ) -> None:
     """Serve the web page: upload photos to score them, browse the index's best and worst.
@@ -75,7 +99,9 @@ def serve(
     from photod.paths import default_db_path
     from photod.web import WebConfig, create_app
 
-    settings = load_settings(cli={"db": db_path, "device": device, "model": model})
+    settings = load_settings(
+        cli={"db": db_path, "device": device, "model": model}, path=config_file
+    )
     roots = [Path(p) for p in libraries] or [Path(p) for p in settings.folders]
     config = WebConfig(
         db_path=Path(settings.db) if settings.db else None,
@@ -84,6 +110,7 @@ def serve(
         device=settings.device,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_pixels=int(max_megapixels * 1_000_000),
+        resize_long_side=resize_px,
         star_mapping=star_mapping(settings),
     )
     app = create_app(config)
