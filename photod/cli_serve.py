@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 
 import click
@@ -130,7 +131,13 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to whatever
+    # handler was there before; with these no-op handlers in place `photod serve` exits 0 (as
+    # `photod watch` does) instead of "Aborted!" or death by signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])
+    log.info("photod serve stopped")
 
 
 def _bind(host: str, port: int) -> socket.socket:
