@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "photod.cli_index",
     "photod.cli_serve",
     "photod.cli_rating",
+    "photod.cli_suggest",
 ]
 
 

@@ -1,0 +1,183 @@
+"""`photod suggest`: propose crops and exposure/colour tweaks; print, render, or write them as XMP."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from photod.cli_common import (
+    batch_size_option,
+    db_option,
+    device_option,
+    emit_json,
+    json_option,
+    library_errors,
+    model_option,
+)
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    parts = []
+    for key, value in params.items():
+        if key in ("gains", "box"):
+            continue
+        if isinstance(value, float):
+            value = f"{value:+.2f}" if key in ("ev", "angle", "contrast") else f"{value:.2f}"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def _print_human(data: dict[str, Any]) -> None:
+    click.echo(data["path"])
+    if not data["suggested"]:
+        best = data["best_score"] - data["score_before"]
+        click.echo(
+            f"  no suggestion: score {data['score_before']:.3f}; the best variant gained "
+            f"{best:+.3f}, below the margin {data['margin']:.3f}"
+        )
+        return
+    click.echo(f"  {'step':<14} {'parameters':<40} {'score':>7} {'gain':>7}")
+    click.echo(f"  {'(original)':<14} {'':<40} {data['score_before']:7.3f} {'':>7}")
+    score = data["score_before"]
+    for edit in data["edits"]:
+        score += edit["gain"]
+        params = _format_params(edit["params"])
+        click.echo(f"  {edit['enhancer']:<14} {params:<40.40} {score:7.3f} {edit['gain']:+7.3f}")
+    crop = data["crop"]
+    crop_text = "none" if crop is None else "[" + ", ".join(f"{v:.3f}" for v in crop) + "]"
+    click.echo(
+        f"  total {data['score_before']:.3f} -> {data['score_after']:.3f} "
+        f"({data['gain']:+.3f}); crop {crop_text}, angle {data['angle']:+.2f}°, "
+        f"exposure {data['exposure_ev']:+.2f} EV"
+    )
+
+
+@click.command()
+@click.argument("photos", nargs=-1, type=click.Path())
+@click.option(
+    "--enhancers",
+    default=None,
+    help="Comma-separated enhancers in search order (default: the preset's; see --list).",
+)
+@click.option(
+    "--preset", default="default", show_default=True, help="Search preset (presets.json)."
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=None,
+    help="Minimum total score gain for a suggestion (default: the preset's).",
+)
+@click.option(
+    "--apply",
+    "apply_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Render the full-resolution variant into this folder (never over the original).",
+)
+@click.option(
+    "--write-xmp",
+    is_flag=True,
+    help="Write the suggestion as Camera Raw settings (crop, exposure…) into the photo's XMP.",
+)
+@click.option("--force", is_flag=True, help="With --write-xmp: replace the user's crs: settings.")
+@click.option("--store", is_flag=True, help="Save each suggestion in the index (--db).")
+@click.option("--list", "list_only", is_flag=True, help="List the available enhancers and exit.")
+@json_option
+@device_option
+@batch_size_option
+@model_option
+@db_option
+@library_errors
+def suggest(
+    photos: tuple[str, ...],
+    enhancers: str | None,
+    preset: str,
+    margin: float | None,
+    apply_dir: str | None,
+    write_xmp: bool,
+    force: bool,
+    store: bool,
+    list_only: bool,
+    as_json: bool,
+    device: str | None,
+    batch_size: int | None,
+    model: str | None,
+    db_path: str | None,
+) -> None:
+    """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
+
+    Every candidate is scored by the aesthetic model; a suggestion is made only when the best
+    variant beats the original by the margin. Exit status 1 when any photo failed.
+    """
+    from photod.enhancers import list_enhancers, resolve_enhancers
+
+    if list_only:
+        for spec in list_enhancers():
+            if as_json:
+                emit_json({"name": spec.name, "kind": spec.kind, "description": spec.description})
+            else:
+                click.echo(f"{spec.name:<14} {spec.kind:<9} {spec.description}")
+        return
+    if not photos:
+        raise click.UsageError("give at least one photo (or --list)")
+    names = resolve_enhancers(enhancers, preset)  # a typo fails before the model loads
+
+    from photod.errors import PhotodError
+    from photod.scoring import DEFAULT_MODEL, Scorer, iter_photo_paths
+    from photod.suggest import suggest_photo
+
+    files = list(iter_photo_paths(photos, recursive=False))
+    if not files:
+        raise click.UsageError("no photos found in the given paths")
+    scorer = Scorer(
+        model=model or DEFAULT_MODEL, device=device or "auto", batch_size=batch_size or 32
+    )
+    db = None
+    if store:
+        from photod.index import open_index
+
+        db = open_index(db_path)
+    failures = 0
+    for path in files:
+        try:
+            suggestion = suggest_photo(path, scorer, names, margin, preset)
+            data = suggestion.to_dict()
+            if apply_dir and suggestion.worthwhile:
+                from photod.render import render_suggestion
+
+                data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
+            if write_xmp:
+                from photod.metadata.develop import write_develop
+
+                outcome = write_develop(path, suggestion, force=force)
+                data["xmp"] = outcome.to_dict()
+            if db is not None:
+                from photod.suggest_store import save_suggestion
+
+                save_suggestion(db, str(path.resolve()), suggestion)
+        except PhotodError as exc:
+            failures += 1
+            if as_json:
+                emit_json({"path": str(path), "status": "error", "error": str(exc)})
+            else:
+                click.echo(f"{path}: error: {exc}", err=True)
+            continue
+        if as_json:
+            emit_json(data)
+        else:
+            _print_human(data)
+            if data.get("rendered"):
+                click.echo(f"  rendered to {data['rendered']}")
+            if data.get("xmp"):
+                xmp = data["xmp"]
+                where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
+                click.echo(f"  XMP: {where}")
+    if failures:
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(suggest)

@@ -1,0 +1,349 @@
+"""`suggest`: search candidate edits of a photo and keep the variant the aesthetic model prefers.
+
+The search decodes the photo once into a working copy (short side 224-448 px, orientation
+applied) and makes every candidate from it; nothing is re-decoded per candidate. Enhancers run in
+the preset's order (default: exposure, white balance, tone, straighten, crop) as a greedy
+coordinate ascent: each one proposes candidates from the current best image, all are scored in
+batches, and the best is kept when it beats the current image by the step margin.
+
+Crops are many (about 100-300 per photo), so they are ranked first by RoI pooling (see
+`roi_scores`): one backbone pass over the working copy, then for every crop window the per-stage
+mean and standard deviation the head expects are read off integral images of x and x**2, exactly
+the MLSP statistics restricted to the window, and the head scores all windows in one call. The
+`crop_rescore_top` best windows are then scored for real (cropped, resized, full forward pass)
+and the decision rests on those real scores only: RoI scores rank, real scores decide. Pixel
+edits (exposure, white balance, tone) change every activation, so they always get real passes.
+
+Nothing is suggested unless the whole chain gains at least `margin` (default from presets.json,
+on the model's 1-5 scale) over the untouched photo: a good photo is left alone. The model is
+only `scorer`: any model the registry builds can drive the search; RoI ranking needs the
+`AestheticNet` layout (backbone + MLSP head) and falls back to real passes otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from photod.enhancers import (
+    Box,
+    Candidate,
+    EnhanceContext,
+    get_enhancer,
+    load_presets,
+    resolve_enhancers,
+)
+from photod.enhancers.geometry import compose
+
+if TYPE_CHECKING:
+    from photod.scoring import Scorer
+
+log = logging.getLogger("photod")
+
+# The working copy: decode_image keeps the short side between WORKING_MIN_SIDE and twice that.
+WORKING_MIN_SIDE = 224
+# Input size of the single backbone pass that RoI-pools crop windows (see `roi_scores`).
+ROI_INPUT = 320
+
+
+@dataclass
+class Edit:
+    """One accepted step of a suggestion."""
+
+    enhancer: str
+    params: dict[str, Any]
+    gain: float
+    score: float
+    crs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enhancer": self.enhancer, "params": self.params, "gain": round(self.gain, 4)}
+
+
+@dataclass
+class Suggestion:
+    """The outcome of the search for one photo; `to_dict` is the `--json` / web API object."""
+
+    path: str | None
+    score_before: float
+    score_after: float
+    edits: list[Edit]
+    crop: Box | None = None
+    angle: float = 0.0
+    exposure_ev: float = 0.0
+    model: str = ""
+    margin: float = 0.0
+    best_score: float = 0.0  # best chain found, even when below the margin
+    candidates: int = 0
+    seconds: float = 0.0
+    width: int | None = None
+    height: int | None = None
+    pixel_ops: list[Callable[[np.ndarray], np.ndarray]] = field(default_factory=list, repr=False)
+
+    @property
+    def worthwhile(self) -> bool:
+        """True when the search suggests something (its gain cleared the margin)."""
+        return bool(self.edits)
+
+    @property
+    def gain(self) -> float:
+        return self.score_after - self.score_before
+
+    def crs(self) -> dict[str, Any]:
+        """All Camera Raw settings of the accepted edits (later edits of a kind add up)."""
+        settings: dict[str, Any] = {}
+        for edit in self.edits:
+            for key, value in edit.crs.items():
+                settings[key] = settings.get(key, 0) + value if key in settings else value
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score_before": round(self.score_before, 4),
+            "score_after": round(self.score_after, 4),
+            "gain": round(self.gain, 4),
+            "suggested": self.worthwhile,
+            "edits": [edit.to_dict() for edit in self.edits],
+            "crop": None if self.crop is None else [round(v, 4) for v in self.crop],
+            "angle": round(self.angle, 2),
+            "exposure_ev": round(self.exposure_ev, 2),
+            "crs": self.crs(),
+            "model": self.model,
+            "margin": self.margin,
+            "best_score": round(self.best_score, 4),
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 3),
+            "width": self.width,
+            "height": self.height,
+        }
+
+    def render(self, image: np.ndarray) -> np.ndarray:
+        """Apply the suggestion to `image` (the working copy or the full-resolution photo)."""
+        from photod.render import apply_suggestion
+
+        return apply_suggestion(image, self)
+
+
+def suggest_photo(
+    path: str | os.PathLike[str],
+    scorer: Scorer,
+    enhancers: Sequence[str] | str | None = None,
+    margin: float | None = None,
+    preset: str = "default",
+) -> Suggestion:
+    """Decode `path` once into a working copy and search it; raises `DecodeError` on bad input."""
+    from photod.decode import decode_image
+
+    started = time.perf_counter()
+    decoded = decode_image(path, min_side=WORKING_MIN_SIDE, max_pixels=scorer.max_pixels)
+    suggestion = suggest_pixels(decoded.pixels, scorer, enhancers, margin, preset)
+    suggestion.path = str(path)
+    suggestion.width, suggestion.height = decoded.original_size
+    suggestion.seconds = time.perf_counter() - started
+    return suggestion
+
+
+def suggest_pixels(
+    pixels: np.ndarray,
+    scorer: Scorer,
+    enhancers: Sequence[str] | str | None = None,
+    margin: float | None = None,
+    preset: str = "default",
+) -> Suggestion:
+    """Search edits of an HxWx3 uint8 sRGB array (orientation applied) with `scorer`."""
+    started = time.perf_counter()
+    settings = load_presets(preset)
+    names = resolve_enhancers(enhancers, preset)
+    margin = float(settings["margin"] if margin is None else margin)
+    step_margins = settings.get("step_margins", {})
+    rescore_top = int(settings.get("crop_rescore_top", 6))
+    base = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
+    height, width = base.shape[:2]
+
+    current = base
+    current_score: float | None = None
+    frame: Box | None = None
+    frame_angle = 0.0
+    edits: list[Edit] = []
+    ops: list[Callable[[np.ndarray], np.ndarray]] = []
+    pending_base = True
+    n_candidates = 0
+    base_score = 0.0
+
+    for name in names:
+        spec = get_enhancer(name)
+        context = EnhanceContext(params=dict(settings["params"].get(name, {})))
+        if name == "crop":
+            from photod.enhancers.crop import detect_faces, saliency_map
+
+            context.faces = detect_faces(current)
+            context.saliency = saliency_map(current)
+        candidates = spec.candidates(current, context)
+        if frame_angle:
+            # One rotation per chain: a second one would not map onto a single crs:CropAngle.
+            candidates = [c for c in candidates if not c.angle]
+        if not candidates:
+            if pending_base:
+                base_score = current_score = float(scorer.score_pixels([current])[0][0])
+                pending_base = False
+            continue
+        n_candidates += len(candidates)
+        scores, shortlist = _score_candidates(
+            scorer, current, candidates, rescore_top, pending_base
+        )
+        if pending_base:
+            base_score = current_score = float(scores[0])
+            scores = scores[1:]
+            pending_base = False
+        assert current_score is not None
+        best = int(np.argmax(scores))
+        gain = float(scores[best]) - current_score
+        step_margin = float(step_margins.get(spec.kind, 0.0))
+        chosen = shortlist[best]
+        log.debug("%s: best %s gain %+.4f", name, chosen.params, gain)
+        if gain < step_margin:
+            continue
+        current = chosen.apply(current)
+        current_score = float(scores[best])
+        edits.append(Edit(chosen.enhancer, chosen.params, gain, current_score, dict(chosen.crs)))
+        if chosen.pixel_op is not None:
+            ops.append(chosen.pixel_op)
+        if chosen.crop is not None:
+            if frame is None:
+                frame, frame_angle = chosen.crop, chosen.angle
+            else:
+                frame = compose(frame, frame_angle, chosen.crop, width, height)
+                frame_angle = frame_angle or chosen.angle
+
+    if pending_base:
+        base_score = current_score = float(scorer.score_pixels([current])[0][0])
+    assert current_score is not None
+    best_score = current_score
+    if best_score - base_score < margin:
+        edits, ops, frame, frame_angle, current_score = [], [], None, 0.0, base_score
+    exposure_ev = sum(float(e.params.get("ev", 0.0)) for e in edits if e.enhancer == "exposure")
+    return Suggestion(
+        path=None,
+        score_before=base_score,
+        score_after=current_score,
+        edits=edits,
+        crop=frame,
+        angle=frame_angle,
+        exposure_ev=exposure_ev,
+        model=getattr(scorer, "version", ""),
+        margin=margin,
+        best_score=best_score,
+        candidates=n_candidates,
+        seconds=time.perf_counter() - started,
+        width=width,
+        height=height,
+        pixel_ops=ops,
+    )
+
+
+def _score_candidates(
+    scorer: Scorer,
+    image: np.ndarray,
+    candidates: list[Candidate],
+    rescore_top: int,
+    with_base: bool,
+) -> tuple[np.ndarray, list[Candidate]]:
+    """Real scores of the candidates worth a forward pass (all, or the RoI shortlist of crops).
+
+    Returns (scores, shortlist) with the untouched image's score first when `with_base`.
+    """
+    shortlist = candidates
+    plain_crops = [
+        c for c in candidates if c.crop is not None and not c.angle and c.pixel_op is None
+    ]
+    if len(plain_crops) == len(candidates) and len(candidates) > 2 * rescore_top:
+        ranked = roi_scores(scorer, image, [c.crop for c in candidates])  # type: ignore[misc]
+        if ranked is not None:
+            order = np.argsort(-ranked)[:rescore_top]
+            shortlist = [candidates[i] for i in order]
+    images = [c.apply(image) for c in shortlist]
+    if with_base:
+        images.insert(0, image)
+    return scorer.score_pixels(images)[0], shortlist
+
+
+def roi_scores(
+    scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int = ROI_INPUT
+) -> np.ndarray | None:
+    """Approximate scores of crop windows from ONE backbone pass (None if the model can't).
+
+    The working copy is resized to `size` x `size` (squashed, like the model input) and run
+    through the backbone once. For each stage output x and the head activations, integral images
+    of x and x**2 give the sum and sum of squares over any window; bilinear interpolation of the
+    integral image handles windows that do not fall on cell boundaries (exact for the
+    piecewise-constant feature map). mean = S/A and std = sqrt((Q - S**2/A) / (A - 1)) reproduce
+    torch's global mean/std restricted to the window; the head scores all windows at once.
+    """
+    net = getattr(scorer, "net", None)
+    backbone = getattr(net, "backbone", None)
+    head = getattr(net, "head", None)
+    if backbone is None or head is None or not hasattr(backbone, "blocks"):
+        return None
+    import torch
+
+    from photod.models.preprocess import to_tensor
+
+    parameter = next(net.parameters())
+    x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
+    box_t = torch.tensor(np.asarray(boxes, dtype=np.float64), dtype=torch.float64)
+    with torch.inference_mode():
+        h = backbone.bn1(backbone.conv_stem(x))
+        maps = []
+        for stage in backbone.blocks:
+            h = stage(h)
+            maps.append(h)
+        head_map = backbone.bn2(backbone.conv_head(h))
+        pooled = []
+        for fmap in maps:
+            mean, std = _window_stats(fmap[0].double().cpu(), box_t)
+            pooled += [mean, std]
+        pooled.append(_window_stats(head_map[0].double().cpu(), box_t)[0])
+        features = torch.cat(pooled, dim=1).to(parameter.device, dtype=parameter.dtype)
+        scores = head(features)
+    return scores.float().cpu().numpy()
+
+
+def _window_stats(fmap: Any, boxes: Any) -> tuple[Any, Any]:
+    """Per-window mean and std [N, C] of a [C, H, W] map for boxes [N, 4] in fractions."""
+    import torch
+
+    c, h, w = fmap.shape
+    s1 = torch.nn.functional.pad(fmap.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    s2 = torch.nn.functional.pad((fmap * fmap).cumsum(1).cumsum(2), (1, 0, 1, 0))
+    x0, y0 = boxes[:, 0] * w, boxes[:, 1] * h
+    x1, y1 = boxes[:, 2] * w, boxes[:, 3] * h
+
+    def at(table: Any, x: Any, y: Any) -> Any:
+        # Bilinear read of the (H+1)x(W+1) integral table at continuous (x, y).
+        xi = x.floor().clamp(0, w - 1).long()
+        yi = y.floor().clamp(0, h - 1).long()
+        fx = (x - xi).clamp(0, 1)
+        fy = (y - yi).clamp(0, 1)
+        v00 = table[:, yi, xi]
+        v01 = table[:, yi, xi + 1]
+        v10 = table[:, yi + 1, xi]
+        v11 = table[:, yi + 1, xi + 1]
+        top = v00 * (1 - fx) + v01 * fx
+        bottom = v10 * (1 - fx) + v11 * fx
+        return (top * (1 - fy) + bottom * fy).T  # [N, C]
+
+    def box_sum(table: Any) -> Any:
+        return at(table, x1, y1) - at(table, x0, y1) - at(table, x1, y0) + at(table, x0, y0)
+
+    area = ((x1 - x0) * (y1 - y0)).clamp(min=1.0)[:, None]
+    total, squares = box_sum(s1), box_sum(s2)
+    mean = total / area
+    var = ((squares - total * mean) / (area - 1).clamp(min=1e-3)).clamp(min=0)
+    return mean.float(), var.sqrt().float()
