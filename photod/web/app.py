@@ -312,6 +312,12 @@ async def _model_endpoint(
         raise ApiError(503, "model", f"the aesthetic model is not available: {exc}") from None
     except PhotodError as exc:
         raise ApiError(422, exc.code, _clean_message(str(exc), upload)) from None
+    except ApiError:
+        raise
+    except Exception as exc:  # a bug or a library surprise: logged in full, one clean answer
+        log.exception("web: unexpected error on %s for %s", request.url.path, upload.filename)
+        message = _clean_message(f"unexpected {type(exc).__name__}: {exc}", upload)
+        raise ApiError(500, "internal", message) from None
     finally:
         upload.cleanup()
     log.info("web: %s %s -> %s", request.url.path, upload.filename, payload.get("score"))
