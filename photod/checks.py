@@ -36,6 +36,7 @@ WORK_SIDE = 640
 MIN_FACE_FOR_EYES = 60
 CLIP_LEVEL = 250
 FACE_MIN_WEIGHT = 2.5
+TILES = 16
 
 _cascades: dict[str, Any] = {}
 _cascade_lock = threading.Lock()
@@ -65,6 +66,26 @@ class FrameChecks:
     motion_blur: float
     clipped_highlights: float
     faces: list[FaceCheck] = field(default_factory=list)
+    # TILES x TILES grid of (Laplacian variance, gray variance) per tile: lets ranking measure
+    # every frame of a group over one common subject region (see `region_sharpness`).
+    tiles: list[list[list[float]]] = field(default_factory=list, repr=False)
+
+    def box_fraction(self, box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+        """A working-copy box (x, y, w, h) as fractions of the frame (x0, y0, x1, y1)."""
+        x, y, w, h = box
+        return (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
+
+    def region_sharpness(self, region: tuple[float, float, float, float]) -> float:
+        """`sharpness` over the tiles a fractional region (x0, y0, x1, y1) touches."""
+        if not self.tiles:
+            return self.subject_sharpness
+        grid = np.asarray(self.tiles, np.float64)
+        n = grid.shape[0]
+        x0, y0, x1, y1 = region
+        c0, c1 = int(np.clip(np.floor(x0 * n), 0, n - 1)), int(np.clip(np.ceil(x1 * n), 1, n))
+        r0, r1 = int(np.clip(np.floor(y0 * n), 0, n - 1)), int(np.clip(np.ceil(y1 * n), 1, n))
+        cells = grid[r0:r1, c0:c1].reshape(-1, 2)
+        return float(np.sqrt(cells[:, 0].sum() / (cells[:, 1].sum() + 25.0 * len(cells))))
 
     @property
     def eyes_closed(self) -> bool:
@@ -83,6 +104,7 @@ class FrameChecks:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["tiles"] = [[[round(v, 2) for v in cell] for cell in row] for row in self.tiles]
         data["eyes_closed"] = self.eyes_closed
         data["background_sharper"] = self.background_sharper
         for key in ("subject_sharpness", "background_sharpness", "frame_sharpness"):
@@ -110,6 +132,7 @@ class FrameChecks:
             motion_blur=data["motion_blur"],
             clipped_highlights=data["clipped_highlights"],
             faces=faces,
+            tiles=data.get("tiles", []),
         )
 
 
@@ -292,7 +315,30 @@ def analyse_frame(pixels: np.ndarray, side: int = WORK_SIDE) -> FrameChecks:
         motion_blur=motion_blur(gray),
         clipped_highlights=clipped_highlights(rgb),
         faces=faces,
+        tiles=tile_grid(gray),
     )
+
+
+def tile_grid(gray: np.ndarray, tiles: int = TILES) -> list[list[list[float]]]:
+    """Per-tile (Laplacian variance, gray variance) on a `tiles` x `tiles` grid."""
+    import cv2
+
+    g = gray.astype(np.float32)
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
+    h, w = g.shape
+    rows = np.linspace(0, h, tiles + 1).astype(int)
+    cols = np.linspace(0, w, tiles + 1).astype(int)
+    grid = []
+    for r in range(tiles):
+        row = []
+        for c in range(tiles):
+            cell = (slice(rows[r], rows[r + 1]), slice(cols[c], cols[c + 1]))
+            if g[cell].size == 0:
+                row.append([0.0, 0.0])
+                continue
+            row.append([float(lap[cell].var()), float(g[cell].var())])
+        grid.append(row)
+    return grid
 
 
 def _masked_sharpness(gray: np.ndarray, mask: np.ndarray) -> float:

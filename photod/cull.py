@@ -29,9 +29,10 @@ Grouping
 Ranking (bursts and duplicates)
     value = aesthetic score
             - focus_weight * (1 - subject sharpness / best subject sharpness in the group)
+              (every frame measured over one common subject region: `common_subject`)
             - eyes_weight   if a face shows closed eyes while another frame shows them open
-            - motion_weight * max(0, motion blur - least motion blur in group - motion_tolerance)
-            - clip_weight   * max(0, clipped share - least clipped share in group)
+            - motion_weight * max(0, motion blur - median motion blur in group - motion_tolerance)
+            - clip_weight   * (clipped share - least clipped share in group), when over 2 %
     The frame with the highest value is the pick. A frame is a *reject candidate* when its eyes
     are closed (as above), its subject is below `soft_focus_ratio` of the sharpest, or its focus
     landed on the background.
@@ -265,7 +266,7 @@ class PairGeometry:
 def _features(gray: np.ndarray) -> tuple[Any, Any]:
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=800, fastThreshold=10)
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
     return orb.detectAndCompute(gray, None)
 
 
@@ -286,7 +287,7 @@ def _shift_from_features(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0
     )
     inliers = int(inlier_mask.sum()) if inlier_mask is not None else 0
-    if transform is None or inliers < 12:
+    if transform is None or inliers < 10:
         return PairGeometry(0.0, inliers, False)
     scale = math.hypot(transform[0, 0], transform[0, 1])
     if not 0.8 <= scale <= 1.25:  # a zoom, not a pan
@@ -325,7 +326,7 @@ class ShiftEstimator:
         return _shift_from_features(a[0], b[0], a[1])
 
 
-def preview_gray(pixels: np.ndarray, side: int = 320) -> np.ndarray:
+def preview_gray(pixels: np.ndarray, side: int = 480) -> np.ndarray:
     """Small grayscale copy (long side `side`) for `estimate_shift`."""
     import cv2
 
@@ -500,6 +501,27 @@ def group_key(paths: Sequence[str]) -> str:
 # -- ranking ----------------------------------------------------------------------------------
 
 
+def common_subject(
+    checks: Sequence[FrameChecks],
+) -> tuple[tuple[float, float, float, float], str]:
+    """One subject region (fractions x0, y0, x1, y1) for every frame of a group, and its source.
+
+    Frames of a burst differ by a few pixels, so they are compared over the same region: the union
+    of the faces any frame shows (a face missed in the blurred frame is still where it was), else
+    the median of the frames' salient boxes, else the central half.
+    """
+    faces = [c.box_fraction(f.box) for c in checks for f in c.faces]
+    if faces:
+        x0, y0 = min(b[0] for b in faces), min(b[1] for b in faces)
+        x1, y1 = max(b[2] for b in faces), max(b[3] for b in faces)
+        return (x0, y0, x1, y1), "faces"
+    salient = [c.box_fraction(c.subject_box) for c in checks if c.subject == "saliency"]
+    if salient:
+        median = np.median(np.asarray(salient), axis=0)
+        return (float(median[0]), float(median[1]), float(median[2]), float(median[3])), "subject"
+    return (0.25, 0.25, 0.75, 0.75), "centre"
+
+
 def rank_group(
     group: Group, records: Sequence[PhotoRecord], config: RankingConfig | None = None
 ) -> RankedGroup:
@@ -512,8 +534,12 @@ def rank_group(
 
     checks = {i: records[i].checks for i in group.members}
     known = [c for c in checks.values() if c is not None]
-    best_focus = max((c.subject_sharpness for c in known), default=0.0)
-    least_motion = min((c.motion_blur for c in known), default=0.0)
+    region, subject = common_subject(known)
+    focus = {i: c.region_sharpness(region) for i, c in checks.items() if c is not None}
+    best_focus = max(focus.values(), default=0.0)
+    # The median, not the least: a frame blurred all round has *less* directional blur than a
+    # sharp one, and must not make the sharp frames look shaken.
+    usual_motion = float(np.median([c.motion_blur for c in known])) if known else 0.0
     least_clip = min((c.clipped_highlights for c in known), default=0.0)
     someone_open = any(c.eyes_open for c in known)
 
@@ -523,25 +549,22 @@ def rank_group(
         value = record.score if record.score is not None else 0.0
         verdict = FrameVerdict(i, value)
         if check is not None:
-            ratio = check.subject_sharpness / best_focus if best_focus > 0 else 1.0
+            ratio = focus[i] / best_focus if best_focus > 0 else 1.0
             verdict.focus_ratio = ratio
             verdict.value -= config.focus_weight * (1.0 - ratio)
             if ratio < config.soft_focus_ratio:
                 verdict.reject = True
-                verdict.reasons.append(f"soft {check.subject} ({ratio:.0%} of sharpest)")
-            if check.background_sharper:
-                verdict.reject = True
-                verdict.reasons.append("focus on background")
+                verdict.reasons.append(f"soft {subject} ({ratio:.0%} of sharpest)")
             if check.eyes_closed and someone_open:
                 verdict.value -= config.eyes_weight
                 verdict.reject = True
                 verdict.reasons.append("eyes closed")
-            excess_motion = check.motion_blur - least_motion - config.motion_tolerance
+            excess_motion = check.motion_blur - usual_motion - config.motion_tolerance
             if excess_motion > 0:
                 verdict.value -= config.motion_weight * excess_motion
                 verdict.reasons.append(f"motion blur {check.motion_blur:.2f}")
             excess_clip = check.clipped_highlights - least_clip
-            if excess_clip > 0.01:
+            if excess_clip > 0.02:
                 verdict.value -= config.clip_weight * excess_clip
                 verdict.reasons.append(f"clipped highlights {check.clipped_highlights:.1%}")
         frames.append(verdict)
