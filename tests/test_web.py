@@ -423,3 +423,58 @@ def test_pages_and_status(client: TestClient, scorer):
     status = client.get("/api/status").json()
     assert status["model"]["name"] == scorer.model_name
     assert status["max_upload_bytes"] == WebConfig().max_upload_bytes
+
+
+def test_detail_shows_stored_suggestion(library_client: TestClient, library: dict):
+    from photod.suggest import Edit, Suggestion
+    from photod.suggest_store import save_suggestion
+
+    path = str(library["paths"]["rocket.jpg"])
+    suggestion = Suggestion(
+        path=path, score_before=2.8, score_after=3.05, edits=[
+            Edit("exposure", {"ev": 0.5}, 0.1, 2.9), Edit("crop", {"box": "rule"}, 0.15, 3.05)
+        ], crop=(0.1, 0.05, 0.9, 0.95), exposure_ev=0.5, model="m", margin=0.05,
+    )  # fmt: skip
+    save_suggestion(library["db"], path, suggestion)
+    body = library_client.get("/api/photo", params={"path": path}).json()
+    assert body["suggestion"]["crop"] == [0.1, 0.05, 0.9, 0.95]
+    assert body["suggestion"]["gain"] == pytest.approx(0.25)
+    assert body["suggestion"]["suggested"] is True
+    page = library_client.get("/library/photo", params={"path": path}).text
+    assert '"exposure_ev": 0.5' in page and "No suggestion stored" not in page
+    other = library_client.get("/library/photo", params={"path": str(library["paths"]["cat.jpg"])})
+    assert "No suggestion stored" in other.text
+
+
+def test_serve_cli_help_is_light_and_busy_port_is_clean(tmp_path: Path):
+    import socket
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from photod.cli import cli; "
+        "r = CliRunner().invoke(cli, ['serve', '--help']); assert r.exit_code == 0; "
+        "assert '--max-upload-mb' in r.output; import photod.web; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("photod")),
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(tmp_path / "i.db"),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
