@@ -55,3 +55,130 @@ def cached_features(
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, names=names, features=features, embeddings=embeddings)
     return features, embeddings
+
+
+# --- Frozen trunk cache for fine-tuning the late stages ------------------------------------------
+# Fine-tuning the whole backbone on a CPU is out of reach; stages 0-4 stay frozen (they carry the
+# low-level signals, which ImageNet features already describe well) and their output map
+# (112 x 14 x 14) plus their MLSP mean/std vectors are cached once, in fp16. Stages 5-6, the head
+# convolution and the MLP are then trained from the cache at a fraction of a full forward's cost.
+TRUNK_STAGES = 5
+
+
+def trunk_forward(backbone, x, stages: int = TRUNK_STAGES):
+    """(output map of blocks[:stages], their MLSP [mean, std] vectors in multilevel order)."""
+    h = backbone.bn1(backbone.conv_stem(x))
+    pooled = []
+    for stage in backbone.blocks[:stages]:
+        h = stage(h)
+        flat = h.float().flatten(2)
+        pooled.append(flat.mean(dim=2))
+        pooled.append(flat.std(dim=2))
+    import torch
+
+    return h, torch.cat(pooled, dim=1)
+
+
+def extract_trunk(
+    images: Sequence[np.ndarray] | Sequence[Path],
+    batch_size: int = 64,
+    device: str = "cpu",
+    desc: str = "trunk",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(maps [N, 112, 14, 14] fp16, early stats [N, 544] fp32) for pixel arrays or image paths."""
+    import torch
+    from tqdm import tqdm
+
+    from photod.decode import decode_image
+    from photod.models.backbone import build_backbone
+    from photod.models.preprocess import to_tensor
+
+    backbone = build_backbone().to(device).to(memory_format=torch.channels_last)
+
+    def load(item: np.ndarray | Path) -> np.ndarray:
+        if isinstance(item, np.ndarray):
+            return item
+        return decode_image(item, min_side=224).pixels
+
+    maps, stats = [], []
+    with ThreadPoolExecutor(2) as pool, torch.inference_mode():
+        batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+        upcoming = pool.map(lambda batch: [load(p) for p in batch], batches)
+        for batch in tqdm(upcoming, total=len(batches), desc=desc, unit="batch"):
+            h, s = trunk_forward(backbone, to_tensor(batch).to(device))
+            maps.append(h.float().cpu().numpy().astype(np.float16))
+            stats.append(s.cpu().numpy().astype(np.float32))
+    if not maps:
+        return np.zeros((0, 112, 14, 14), np.float16), np.zeros((0, 544), np.float32)
+    return np.concatenate(maps), np.concatenate(stats)
+
+
+def trunk_order(names: Sequence[str], first: Sequence[int] = (), seed: int = 0) -> np.ndarray:
+    """Extraction order: `first` (e.g. the validation rows), then the rest in a seeded random order.
+
+    Any prefix of the work is then a complete validation set plus a random sample of the training
+    images, so a run cut short (or a slow shared CPU) still leaves a usable cache.
+    """
+    first_set = set(int(i) for i in first)
+    rest = np.array([i for i in range(len(names)) if i not in first_set], np.int64)
+    rest = np.random.default_rng(seed).permutation(rest)
+    return np.concatenate([np.array(sorted(first_set), np.int64), rest])
+
+
+def sharded_trunk(
+    paths: Sequence[Path],
+    folder: Path,
+    first: Sequence[int] = (),
+    shard_size: int = 1024,
+    compute: bool = True,
+    **kwargs: object,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trunk features of `paths` cached in shards under `folder`: (maps, stats, available mask).
+
+    Shards already on disk are reused (resume after an interruption); with `compute=False`
+    only what exists is loaded. Rows not yet extracted are zeros with mask False.
+    """
+    names = [p.name for p in paths]
+    order = trunk_order(names, first)
+    folder.mkdir(parents=True, exist_ok=True)
+    maps = np.zeros((len(paths), 112, 14, 14), np.float16)
+    stats = np.zeros((len(paths), 544), np.float32)
+    have = np.zeros(len(paths), bool)
+    for k, start in enumerate(range(0, len(order), shard_size)):
+        rows = order[start : start + shard_size]
+        shard = folder / f"shard-{k:03d}.npz"
+        shard_names = np.array([names[i] for i in rows])
+        if shard.exists():
+            data = np.load(shard)
+            if (data["names"] == shard_names).all():
+                maps[rows], stats[rows], have[rows] = data["maps"], data["stats"], True
+                continue
+        if not compute:
+            continue
+        m, s = extract_trunk([paths[i] for i in rows], desc=f"trunk {k}", **kwargs)  # type: ignore[arg-type]
+        tmp = folder / f"shard-{k:03d}.tmp.npz"
+        np.savez(tmp, names=shard_names, maps=m, stats=s)
+        tmp.replace(shard)
+        maps[rows], stats[rows], have[rows] = m, s, True
+    return maps, stats, have
+
+
+def tail_forward(backbone, head, maps, early_stats):
+    """Scores and embeddings from trunk outputs: blocks[TRUNK_STAGES:], head conv, MLP head.
+
+    Equal to `AestheticNet.forward_all` on the image whenever the network's first TRUNK_STAGES
+    stages are the frozen ImageNet ones the trunk cache was made with (true for v1 and v2).
+    """
+    import torch
+
+    h = maps
+    pooled = [early_stats.float()]
+    for stage in backbone.blocks[TRUNK_STAGES:]:
+        h = stage(h)
+        flat = h.float().flatten(2)
+        pooled.append(flat.mean(dim=2))
+        pooled.append(flat.std(dim=2))
+    h = backbone.bn2(backbone.conv_head(h))
+    embedding = h.float().mean(dim=(2, 3))
+    pooled.append(embedding)
+    return head(torch.cat(pooled, dim=1)), embedding
