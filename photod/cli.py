@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "photod.cli_serve",
     "photod.cli_rating",
     "photod.cli_suggest",
+    "photod.cli_cull",
 ]
 
 
