@@ -6,10 +6,20 @@ built only when `load_model` is called.
 
 from photod.models.registry import (
     ModelSpec,
+    active_model_name,
     get_model_spec,
     list_models,
     load_model,
     register_model,
+    select_model,
 )
 
-__all__ = ["ModelSpec", "get_model_spec", "list_models", "load_model", "register_model"]
+__all__ = [
+    "ModelSpec",
+    "active_model_name",
+    "get_model_spec",
+    "list_models",
+    "load_model",
+    "register_model",
+    "select_model",
+]

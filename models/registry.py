@@ -5,6 +5,12 @@ A model is registered by name with a decorator on a factory that returns a ready
 Third-party models come from the `photod.models` entry-point group, read only when a name is not
 found among the built-in ones. Each spec carries its metadata (version, metrics, star thresholds)
 without building anything, so `photod models` stays fast and torch-free.
+
+Personal models (heads fine-tuned on the user's own star ratings, `photod train --from-ratings`)
+live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
+they are user data that changes while photod runs. `active_model_name()` is the model photod uses
+when none is named: the one chosen with `photod models --use` (or by a personal training run that
+beat the shipped model), else the shipped default.
 """
 
 from __future__ import annotations
@@ -92,11 +98,17 @@ def _ensure_builtin() -> None:
     import photod.models.zoo  # noqa: F401  (registers the shipped models)
 
 
+def _personal_specs() -> dict[str, ModelSpec]:
+    from photod.models.zoo import personal_model_specs
+
+    return {spec.name: spec for spec in personal_model_specs()}
+
+
 def list_models() -> list[ModelSpec]:
-    """Every registered model, built-in first, then plug-ins."""
+    """Every registered model, built-in first, then plug-ins, then the user's personal models."""
     _ensure_builtin()
     _load_entry_points()
-    return list(_REGISTRY.values())
+    return list(_REGISTRY.values()) + list(_personal_specs().values())
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -104,11 +116,71 @@ def get_model_spec(name: str) -> ModelSpec:
     _ensure_builtin()
     if name not in _REGISTRY:
         _load_entry_points()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ModelError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    personal = _personal_specs()
+    if name in personal:
+        return personal[name]
+    known = list(_REGISTRY) + list(personal)
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ModelError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(known))})")
+
+
+def _selection_file() -> Path:
+    from photod.paths import personal_models_dir
+
+    return personal_models_dir() / "active.json"
+
+
+def selected_model_name() -> str | None:
+    """The model chosen with `photod models --use` (or a winning personal run), if any."""
+    path = _selection_file()
+    try:
+        return str(json.loads(path.read_text())["model"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable model selection %s: %s", path, exc)
+        return None
+
+
+def active_model_name() -> str:
+    """The model used when none is named: the selected one if it still loads, else the default."""
+    from photod.scoring import DEFAULT_MODEL
+
+    chosen = selected_model_name()
+    if chosen is None or chosen == DEFAULT_MODEL:
+        return DEFAULT_MODEL
+    try:
+        spec = get_model_spec(chosen)
+    except ModelError as exc:
+        log.warning("selected model is gone (%s); using %s", exc, DEFAULT_MODEL)
+        return DEFAULT_MODEL
+    if not spec.available:
+        log.warning("weights of selected model %s are missing; using %s", chosen, DEFAULT_MODEL)
+        return DEFAULT_MODEL
+    return chosen
+
+
+def select_model(name: str | None, reason: str = "") -> None:
+    """Make `name` the active model (None or 'default': back to the shipped default), atomically."""
+    import os
+    import tempfile
+
+    path = _selection_file()
+    if name is None or name == "default":
+        path.unlink(missing_ok=True)
+        return
+    get_model_spec(name)  # unknown names fail here, before anything is written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"model": name, "reason": reason}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".active.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def load_model(name: str, device: str = "cpu") -> Any:

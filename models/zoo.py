@@ -1,10 +1,26 @@
-"""The models photod ships, registered by name. Building one imports torch; listing them does not."""
+"""The models photod ships, registered by name, and the user's personal models.
+
+Building one imports torch; listing them does not.
+
+- `photod-aesthetic-v1`: frozen ImageNet EfficientNet-Lite0, MLSP features, MLP head on PARA means.
+- `photod-aesthetic-v2`: stages 5-6 and the head convolution fine-tuned with the head, on PARA means
+  plus synthetic preference pairs (see models/README.md and training/finetune.py).
+- `personal-*`: a head fine-tuned on the user's own star ratings on top of a shipped model
+  (`photod train --from-ratings`); only the head is stored, the backbone comes from the base model.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
 from photod.models.registry import ModelSpec, register_model
+
+log = logging.getLogger("photod")
+
+PERSONAL_PREFIX = "personal"
 
 
 @register_model(
@@ -17,3 +33,56 @@ def photod_aesthetic_v1(device: str = "cpu", spec: ModelSpec | None = None) -> A
     from photod.models.registry import get_model_spec
 
     return build_aesthetic(spec or get_model_spec("photod-aesthetic-v1"), device)
+
+
+@register_model(
+    "photod-aesthetic-v2",
+    description="EfficientNet-Lite0 fine-tuned (stages 5-6) + MLSP head, PARA means + "
+    "synthetic preference pairs",
+    weights="photod-aesthetic-v2.safetensors",
+)
+def photod_aesthetic_v2(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+    from photod.models.aesthetic import build_aesthetic
+    from photod.models.registry import get_model_spec
+
+    return build_aesthetic(spec or get_model_spec("photod-aesthetic-v2"), device)
+
+
+def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+    """The base model of a personal spec with the personal head swapped in."""
+    import torch
+
+    from photod.errors import ModelError
+    from photod.models.aesthetic import AestheticNet, load_weights
+    from photod.models.registry import get_model_spec
+
+    if spec is None or spec.weights is None:
+        raise ModelError("a personal model needs its spec")
+    base = get_model_spec(str(spec.card.get("base", "")))
+    net = AestheticNet()
+    if base.weights is not None:
+        load_weights(net, base.weights)
+    load_weights(net, spec.weights)  # head.* only: the base backbone stays
+    net = net.eval().to(device).to(memory_format=torch.channels_last)
+    return net.half() if device.startswith("cuda") else net
+
+
+def personal_model_specs(folder: Path | None = None) -> list[ModelSpec]:
+    """Specs of the personal models in `folder` (default: the user's personal models folder)."""
+    from photod.paths import personal_models_dir
+
+    folder = folder or personal_models_dir()
+    specs = []
+    for weights in sorted(folder.glob(f"{PERSONAL_PREFIX}*.safetensors")):
+        card_path = weights.with_suffix(".json")
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("skipping personal model %s: unreadable card (%s)", weights, exc)
+            continue
+        description = (
+            f"head fine-tuned on your ratings ({card.get('n_train', '?')} photos) "
+            f"on top of {card.get('base', '?')}"
+        )
+        specs.append(ModelSpec(weights.stem, build_personal, description, weights, card))
+    return specs

@@ -16,6 +16,7 @@ from photod.cli_common import setup_logging
 # Modules that each define `register(group)`; keep heavy imports inside their commands.
 COMMAND_MODULES = [
     "photod.cli_score",
+    "photod.cli_models",
     "photod.cli_watch",
     "photod.cli_index",
     "photod.cli_serve",

@@ -1,4 +1,4 @@
-"""`photod score` and `photod models`: score files and folders; list the available models."""
+"""`photod score`: score files and folders (`photod models` lives in cli_models.py)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def score(
     """
     from tqdm import tqdm
 
-    from photod.scoring import DEFAULT_MODEL, Scorer, iter_photo_paths
+    from photod.scoring import Scorer, iter_photo_paths
 
     files = list(iter_photo_paths(paths, recursive))
     if not files:
@@ -69,9 +69,8 @@ def score(
     if sidecar_only and write_mode == "none":
         write_mode = "auto"  # --sidecar-only alone means: write, but only sidecars
     writer = _RatingWriter(write_mode, sidecar_only, force, files) if write_mode != "none" else None
-    scorer = Scorer(
-        model=model or DEFAULT_MODEL, device=device or "auto", batch_size=batch_size or 32
-    )
+    # model None: the active model (`photod models --use`, a winning personal model, or default).
+    scorer = Scorer(model=model, device=device or "auto", batch_size=batch_size or 32)
     failures = 0
     show_bar = len(files) > 3 and sys.stderr.isatty()
     with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
@@ -132,30 +131,5 @@ class _RatingWriter:
         return "  -> " + ", ".join(os.path.basename(p) for p in meta["written"])
 
 
-@click.command()
-@json_option
-def models(as_json: bool) -> None:
-    """List the available aesthetic models, their versions and validation metrics."""
-    from photod.models import list_models
-    from photod.scoring import DEFAULT_MODEL
-
-    for spec in list_models():
-        row = {
-            "name": spec.name,
-            "version": spec.version,
-            "active": spec.name == DEFAULT_MODEL,
-            "available": spec.available,
-            "description": spec.description,
-            "metrics": spec.card.get("metrics", {}),
-        }
-        if as_json:
-            emit_json(row)
-        else:
-            metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items())
-            mark = "*" if row["active"] else " "
-            click.echo(f"{mark} {spec.name}  {spec.version}  {metrics or spec.description}")
-
-
 def register(group: click.Group) -> None:
     group.add_command(score)
-    group.add_command(models)

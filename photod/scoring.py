@@ -83,15 +83,17 @@ class Scorer:
 
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         device: str = "auto",
         batch_size: int = 32,
         decode_workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         star_mapping: StarMapping | None = None,
     ) -> None:
-        from photod.models import get_model_spec
+        from photod.models import active_model_name, get_model_spec
 
+        # No name: the active model (a personal one that beat the shipped model, or the default).
+        model = model or active_model_name()
         self.spec = get_model_spec(model)
         self.model_name = model
         self.requested_device = device
