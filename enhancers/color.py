@@ -48,13 +48,16 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def highlight_shoulder(x: np.ndarray, knee: float = 0.8) -> np.ndarray:
-    """Identity below `knee`, then a smooth roll-off that approaches 1 instead of clipping.
+def highlight_shoulder(x: np.ndarray, knee: float = 0.5, peak: float = 1.0) -> np.ndarray:
+    """Identity below `knee`, then a smooth rational roll-off that maps `peak` to exactly 1.
 
-    Used after a positive exposure shift so bright skies keep detail (highlight protection).
+    Used after a positive exposure shift (peak = 2**ev): only pixels that were already white
+    end up white and the brightest tones keep distinct codes, so skies keep their gradation
+    (highlight protection). The curve is continuous and rising at the knee.
     """
     x = np.asarray(x, dtype=np.float64)
-    over = np.maximum(x - knee, 0.0)
     span = 1.0 - knee
-    rolled = knee + span * (1.0 - np.exp(-over / span))
-    return np.where(x > knee, rolled, x)
+    t = np.maximum(x - knee, 0.0) / span
+    reach = max(peak - knee, 1e-6) / span
+    rolled = knee + span * (t / (1.0 + t)) / (reach / (1.0 + reach))
+    return np.where(x > knee, np.minimum(rolled, 1.0), x)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from photod.enhancers import Box, Candidate, EnhanceContext, register_enhancer
 
 log = logging.getLogger("photod")

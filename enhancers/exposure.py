@@ -10,15 +10,16 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+
 from photod.enhancers import Candidate, EnhanceContext, register_enhancer
 from photod.enhancers.color import LINEAR, apply_luts, highlight_shoulder, linear_to_srgb, to_lut
 
 
-def exposure_lut(ev: float, knee: float = 0.8) -> np.ndarray:
+def exposure_lut(ev: float, knee: float = 0.5) -> np.ndarray:
     """The 256-entry LUT of an `ev`-stop shift (shoulder above `knee` when brightening)."""
     scaled = LINEAR * (2.0**ev)
     if ev > 0:
-        scaled = highlight_shoulder(scaled, knee)
+        scaled = highlight_shoulder(scaled, knee, peak=2.0**ev)
     return to_lut(linear_to_srgb(scaled))
 
 
@@ -30,7 +31,7 @@ def _apply(image: np.ndarray, lut: np.ndarray) -> np.ndarray:
 def exposure(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
     """EV shifts in linear light, highlights protected."""
     params = context.params
-    knee = float(params.get("knee", 0.8))
+    knee = float(params.get("knee", 0.5))
     candidates = []
     for ev in params.get("ev", [-1.0, -0.5, 0.5, 1.0]):
         ev = float(ev)

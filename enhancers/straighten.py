@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from photod.enhancers import Candidate, EnhanceContext, register_enhancer
 from photod.enhancers.geometry import inscribed_box
 

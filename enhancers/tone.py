@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+
 from photod.enhancers import Candidate, EnhanceContext, register_enhancer
 from photod.enhancers.color import apply_luts, to_lut
 

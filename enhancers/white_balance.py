@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+
 from photod.enhancers import Candidate, EnhanceContext, register_enhancer
 from photod.enhancers.color import LINEAR, apply_luts, linear_to_srgb, to_lut
 
