@@ -585,7 +585,17 @@ async def thumbs(request: Request) -> Response:
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     templates.env.filters["stars"] = _stars_text
+    templates.env.filters["shutter"] = _shutter_text
     return templates
+
+
+def _shutter_text(seconds: Any) -> str | None:
+    """0.004 -> '1/250 s', as cameras print it."""
+    if seconds is None or not isinstance(seconds, int | float) or seconds <= 0:
+        return None
+    if seconds < 1:
+        return f"1/{round(1 / seconds)} s"
+    return f"{seconds:g} s"
 
 
 def _stars_text(stars: Any) -> str:
