@@ -109,7 +109,7 @@ def serve(
         library_roots=roots,
         model=settings.model,
         device=settings.device,
-        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_upload_bytes=int(max_upload_mb * 1_000_000),
         max_pixels=int(max_megapixels * 1_000_000),
         resize_long_side=resize_px,
         star_mapping=star_mapping(settings),

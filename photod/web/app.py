@@ -44,7 +44,7 @@ from photod.errors import DecodeError, ModelError, PhotodError
 log = logging.getLogger("photod")
 
 WEB_DIR = Path(__file__).parent
-DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # a full-size camera RAW fits; a video does not
+DEFAULT_MAX_UPLOAD_BYTES = 64_000_000  # a full-size camera RAW fits; a video does not
 DEFAULT_MAX_PIXELS = 100_000_000
 # Long side the browser resizes to before upload: enough for the 224 px model input and a
 # suggestion search on a ~1000 px working copy, small enough to upload in a blink.
