@@ -27,7 +27,7 @@ from photod.metadata import (
     write_label,
     write_rating,
 )
-from photod.metadata.xmp import jpeg_scan_data, png_image_data
+from photod.metadata.xmp import jpeg_scan_data, png_image_data, tiff_image_data, verify_image_data
 from tests import photos
 
 EXIFTOOL = shutil.which("exiftool")
@@ -187,15 +187,18 @@ def test_embedded_rating_read_by_exiftool_and_exiv2_pixels_unchanged(tmp_path, s
             assert keys["Exif.Image.Model"] == "EOS R5"
 
 
-def test_jpeg_and_png_compressed_data_byte_identical(tmp_path, small):
-    jpeg = make("jpg", tmp_path, small)
-    png = make("png", tmp_path, small)
+def test_compressed_image_data_byte_identical(tmp_path, small):
+    jpeg, png = make("jpg", tmp_path, small), make("png", tmp_path, small)
+    tif, dng = make("tif", tmp_path, small), make("dng", tmp_path, small)
     scan, idat = jpeg_scan_data(jpeg), png_image_data(png)
+    strips, raw = tiff_image_data(tif), tiff_image_data(dng)
+    assert len(strips) == 1 and len(raw) == 1
     for stars in (3, 5, -1):  # repeated writes too
-        write_rating(jpeg, info(stars=stars))
-        write_rating(png, info(stars=stars))
+        for photo in (jpeg, png, tif, dng):
+            assert write_rating(photo, info(stars=stars)).written == [str(photo)]
     assert jpeg_scan_data(jpeg) == scan
     assert png_image_data(png) == idat
+    assert tiff_image_data(tif) == strips and tiff_image_data(dng) == raw
     assert exiftool(jpeg)[0]["XMP-xmp:Rating"] == -1  # reject
     assert exiftool(jpeg)[0]["IFD0:Rating"] == 0  # Windows has no reject: unrated
 
@@ -447,3 +450,12 @@ def test_rating_info_validates_stars():
     with pytest.raises(ValueError):
         RatingInfo(score=1.0, stars=6, model="m")
     assert RatingInfo(score=1.0, stars=-1, model="m").scored_at.endswith("+00:00")
+
+
+def test_verify_image_data_refuses_changed_pixels(tmp_path, small):
+    for kind in ("jpg", "png", "tif"):
+        photo = make(kind, tmp_path, small)
+        other = make(kind, tmp_path, photos.real_photo("coffee", scale=0.3), name="other")
+        verify_image_data(photo, photo)  # same data: fine
+        with pytest.raises(MetadataError, match="image data would change"):
+            verify_image_data(photo, other)

@@ -220,13 +220,60 @@ def png_image_data(path: Path) -> bytes:
     return b"".join(out)
 
 
+_TIFF_TYPES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, ...)
+_SUBIFDS = 330
+
+
+def tiff_image_data(path: Path) -> list[bytes]:
+    """The raw strip/tile bytes of every image in a TIFF or DNG (IFD chain and SubIFDs, where DNG
+    keeps its raw data), in file order of the IFDs: what a metadata write must not change even
+    though exiv2 rewrites the whole TIFF structure around them."""
+    data = path.read_bytes()
+    order = {b"II": "little", b"MM": "big"}.get(data[:2])
+    if order is None or int.from_bytes(data[2:4], order) != 42:  # BigTIFF and others: not ours
+        raise MetadataError("not a classic TIFF", str(path))
+
+    def num(pos: int, size: int) -> int:
+        return int.from_bytes(data[pos : pos + size], order)  # type: ignore[arg-type]
+
+    def values(pos: int) -> list[int]:
+        kind, count = num(pos + 2, 2), num(pos + 4, 4)
+        size = _TIFF_TYPES.get(kind, 1)
+        where = pos + 8 if size * count <= 4 else num(pos + 8, 4)
+        return [num(where + i * size, size) for i in range(count)]
+
+    images: list[bytes] = []
+    seen: set[int] = set()
+    pending = [num(4, 4)]
+    while pending:
+        ifd = pending.pop(0)
+        if ifd == 0 or ifd in seen or ifd + 2 > len(data):
+            continue
+        seen.add(ifd)
+        count = num(ifd, 2)
+        entries = {num(ifd + 2 + 12 * i, 2): ifd + 2 + 12 * i for i in range(count)}
+        for offsets_tag, counts_tag in _DATA_TAGS:
+            if offsets_tag in entries and counts_tag in entries:
+                pairs = zip(values(entries[offsets_tag]), values(entries[counts_tag]), strict=False)
+                images.append(b"".join(data[o : o + n] for o, n in pairs))
+        if _SUBIFDS in entries:
+            pending.extend(values(entries[_SUBIFDS]))
+        pending.append(num(ifd + 2 + 12 * count, 4))
+    return images
+
+
 def verify_image_data(original: Path, modified: Path) -> None:
-    """Refuse a write whose compressed image data differs from the original's (JPEG, PNG)."""
+    """Refuse a write whose compressed image data differs from the original's (JPEG scan data,
+    PNG IDAT chunks, TIFF/DNG strips and tiles of every IFD)."""
     suffix = original.suffix.lower()
     if suffix in JPEG_EXTENSIONS:
         same = jpeg_scan_data(original) == jpeg_scan_data(modified)
     elif suffix == ".png":
         same = png_image_data(original) == png_image_data(modified)
+    elif suffix in (".tif", ".tiff", ".dng"):
+        before = tiff_image_data(original)
+        same = bool(before) and sorted(before) == sorted(tiff_image_data(modified))
     else:
         return
     if not same:
