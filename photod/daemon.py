@@ -208,6 +208,7 @@ class Daemon:
         self._in_transit = 0  # paths between `_pending` and `_ready` (for --once's idle check)
         self._temp_rechecks: dict[str, float] = {}
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once watching and the catch-up scan is queued
         self._lock_fd: int | None = None
         self._db: sqlite_utils.Database | None = None
         self._run_id: int | None = None
@@ -314,7 +315,6 @@ class Daemon:
             if threading.current_thread() is threading.main_thread():
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     previous_handlers[signum] = signal.signal(signum, self._on_signal)
-            log.info("loading model %s on %s", self.scorer.model_name, self.scorer.device)
             _ = self.scorer.net  # fail now, not on the first photo, when the model is missing
             self._start_run_row()
             if not self.once:
@@ -322,6 +322,7 @@ class Daemon:
             settler = threading.Thread(target=self._settle_loop, name="photod-settle", daemon=True)
             settler.start()
             self._catch_up()
+            self.ready.set()
             log.info(
                 "watching %s (%s)",
                 ", ".join(self.folders),

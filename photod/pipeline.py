@@ -172,6 +172,19 @@ class _Metadata:
             log.debug("%s: cannot read user rating: %s", path, exc)
             return None
 
+    def already_rated(self, path: str, stars: int) -> bool:
+        """True when photod's rating for `stars` is already in the photo or its sidecar (a moved
+        or copied file carries it along), so there is nothing to write."""
+        if self._module is None:
+            return False
+        try:
+            fields = self._module.read_photod_fields(path)
+        except PhotodError:
+            return False
+        return fields.get("source") is not None and fields.get("stars") == stars == fields.get(
+            "rating"
+        )
+
     def write(self, path: str, score: float, stars: int, model: str, scored_at: str) -> Any:
         info = self._module.RatingInfo(score=score, stars=stars, model=model, scored_at=scored_at)
         return self._module.write_rating(path, info, mode=self.write_mode, force=self.force)
@@ -379,9 +392,16 @@ def _adopt(
     """A file whose content is already indexed: reuse the score, make sure the rating is there."""
     action = "moved" if moved else "copied"
     try:
-        outcome, rating_columns = _write_rating(
-            path, known["score"], known["stars"], known["model"], known["scored_at"], metadata
-        )
+        if metadata.write_mode != "none" and metadata.already_rated(path, known["stars"]):
+            outcome = None
+            rating_columns = {
+                "user_rating": metadata.read_user_rating(path),
+                "written_to": known.get("written_to") or "[]",
+            }
+        else:
+            outcome, rating_columns = _write_rating(
+                path, known["score"], known["stars"], known["model"], known["scored_at"], metadata
+            )
         columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
     except PhotodError as exc:
         return _store_write_error(path, st, digest, known, exc, db)
@@ -418,8 +438,10 @@ def _store_write_error(
     """The score is known but the rating could not be written: an error row that keeps the score.
 
     The row carries the file's stat, so the file is retried when it changes (or with a rescan),
-    not in a loop.
+    not in a loop. A file deleted while it was being scored is no error: it is just gone.
     """
+    if not os.path.lexists(path):
+        return _vanished(path, db)
     log.warning("cannot write rating: %s", exc)
     row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
     try:
@@ -450,6 +472,14 @@ def _store_write_error(
     )
 
 
+def _vanished(path: str, db: sqlite_utils.Database) -> ProcessedPhoto:
+    if get_by_path(db, path) is not None and mark_missing(db, [path]):
+        log.info("missing: %s (deleted while it was processed)", path)
+        return ProcessedPhoto(path, "missing", "missing")
+    log.info("skipped %s: deleted before it could be processed", path)
+    return ProcessedPhoto(path, "skipped", error="vanished", error_code="vanished")
+
+
 def _error_row_or_log(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     try:
         upsert_photo(db, row)
@@ -467,11 +497,8 @@ def _record_scored(
 ) -> ProcessedPhoto:
     path = result.path
     if result.status != "ok":
-        if result.error_code == "vanished" and not os.path.lexists(path):
-            if get_by_path(db, path) is not None:
-                mark_missing(db, [path])
-            log.info("skipped %s: deleted before it could be scored", path)
-            return ProcessedPhoto(path, "skipped", error=result.error, error_code="vanished")
+        if not os.path.lexists(path):
+            return _vanished(path, db)
         row = {
             "path": path,
             **_file_columns(path, st),
