@@ -459,3 +459,24 @@ def test_verify_image_data_refuses_changed_pixels(tmp_path, small):
         verify_image_data(photo, photo)  # same data: fine
         with pytest.raises(MetadataError, match="image data would change"):
             verify_image_data(photo, other)
+
+
+def test_heic_disguised_as_jpeg_is_refused(tmp_path, small):
+    fake = photos.write_heic(tmp_path / "phone.heic", small).rename(tmp_path / "phone.jpg")
+    digest = sha(fake)
+    with pytest.raises(MetadataError, match="photod writes no metadata into it"):
+        write_rating(fake, info())
+    assert sha(fake) == digest and not list(tmp_path.glob(TEMP_PREFIX + "*"))
+
+
+def test_concurrent_writers_from_threads(tmp_path, small):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [make("jpg", tmp_path, small, name=f"t{i}") for i in range(12)]
+    before = {f: pixels(f) for f in files}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(lambda f: write_rating(f, info(stars=files.index(f) % 6)), files))
+    assert all(o.written == [o.path] for o in outcomes)
+    for i, tags in enumerate(exiftool(*files)):
+        assert tags["XMP-xmp:Rating"] == i % 6 == tags["XMP-photod:Stars"]
+    assert all(np.array_equal(pixels(f), before[f]) for f in files)

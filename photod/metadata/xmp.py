@@ -52,6 +52,9 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 _lock = threading.Lock()
 _ready = False
+# exiv2's XMP toolkit keeps global state (namespace registry, parser) that is not safe to use
+# from several threads at once; the daemon and the web server both call in from worker threads.
+_exiv2_lock = threading.RLock()
 
 
 def exiv2() -> Any:
@@ -90,19 +93,20 @@ def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], d
     Raises MetadataError when the file is missing or its metadata cannot be parsed.
     """
     pyexiv2 = exiv2()
-    try:
-        image = pyexiv2.Image(str(path))
-    except Exception as exc:
-        if not path.exists():
-            raise MetadataError("file vanished", str(path)) from exc
-        raise MetadataError(f"cannot read metadata: {exc}", str(path)) from exc
-    try:
-        xmp = image.read_xmp()
-        exif = image.read_exif() if with_exif else {}
-    except Exception as exc:
-        raise MetadataError(f"cannot parse metadata: {exc}", str(path)) from exc
-    finally:
-        image.close()
+    with _exiv2_lock:
+        try:
+            image = pyexiv2.Image(str(path))
+        except Exception as exc:
+            if not path.exists():
+                raise MetadataError("file vanished", str(path)) from exc
+            raise MetadataError(f"cannot read metadata: {exc}", str(path)) from exc
+        try:
+            xmp = image.read_xmp()
+            exif = image.read_exif() if with_exif else {}
+        except Exception as exc:
+            raise MetadataError(f"cannot parse metadata: {exc}", str(path)) from exc
+        finally:
+            image.close()
     return xmp, exif
 
 
@@ -112,21 +116,22 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
     Reads back what it wrote so a silently dropped field is an error, not a surprise.
     """
     pyexiv2 = exiv2()
-    image = pyexiv2.Image(str(path))
-    try:
-        mime = image.get_mime_type()
-        if mime not in WRITABLE_MIME and mime != "application/rdf+xml":
-            raise MetadataError(f"exiv2 detects {mime}; photod writes no metadata into it")
-        image.modify_xmp(xmp)
-        if exif:
-            image.modify_exif(exif)
-    finally:
-        image.close()
-    check = pyexiv2.Image(str(path))
-    try:
-        got = check.read_xmp()
-    finally:
-        check.close()
+    with _exiv2_lock:
+        image = pyexiv2.Image(str(path))
+        try:
+            mime = image.get_mime_type()
+            if mime not in WRITABLE_MIME and mime != "application/rdf+xml":
+                raise MetadataError(f"exiv2 detects {mime}; photod writes no metadata into it")
+            image.modify_xmp(xmp)
+            if exif:
+                image.modify_exif(exif)
+        finally:
+            image.close()
+        check = pyexiv2.Image(str(path))
+        try:
+            got = check.read_xmp()
+        finally:
+            check.close()
     for key, value in xmp.items():
         if got.get(key) != value:
             raise MetadataError(f"{key} reads back {got.get(key)!r} instead of {value!r}")
