@@ -1,0 +1,424 @@
+"""Quality and speed of `photod suggest` on real photographs with injected defects.
+
+Photos: the photographs in Debian packages mate-backgrounds, plasma-workspace-wallpapers and
+kphotoalbum (fetched with `apt-get download` and unpacked with `dpkg -x` into the cache folder on
+first run) plus scikit-image's sample photos. Each photo is decoded once to the search's working
+copy; defects are injected into it:
+
+- exposure: shifted by a known EV in linear light (clipped, like a camera), cycling through
+  -1.5, -1, -0.5, +0.5, +1, +1.5. Reported: median |suggested EV + injected EV| and the fraction
+  with the right sign (search restricted to the exposure enhancer).
+- colour cast: linear gains (warm, cool, green, magenta). Reported: the cast left after the
+  white-balance suggestion as a fraction of the injected one (median), and how often it shrank.
+- distracting margin: flat-colour padding on all sides, or a strip of an unrelated photo on one
+  side. Reported: IoU of the suggested crop (no crop = the whole padded frame) with the photo.
+- untouched photos through the default chain: how often nothing is suggested (the margin at work).
+
+Also: the Spearman correlation between RoI-pooled crop scores (one backbone pass) and real
+scores of the cropped images, per RoI input size; and the time of `suggest_photo` on a 24 MP
+JPEG with the default preset (>= 100 candidates), median of several warm runs.
+
+Run: `python -m benchmarks.suggest_quality [--model NAME] [--limit N] [--quick]`; results are
+printed and written to bench-results/suggest_quality-<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "kphotoalbum")
+# The photographs among the packages' images (not the abstract artwork, logos or screenshots).
+PHOTOS = [
+    *(
+        f"usr/share/backgrounds/mate/nature/{n}.jpg"
+        for n in (
+            "Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm "
+            "TwoWings Wood YellowFlower"
+        ).split()
+    ),
+    *(
+        f"usr/share/wallpapers/{n}/contents/images/1280x800.jpg"
+        for n in (
+            "Autumn BytheWater ColdRipple DarkestHour EveningGlow FallenLeaf Kite "
+            "OneStandsOut Path summer_1am"
+        ).split()
+    ),
+    "usr/share/wallpapers/ColorfulCups/contents/images/2560x1600.jpg",
+    *(
+        f"usr/share/kphotoalbum/demo/{n}.jpg"
+        for n in (
+            "anne_helene bar55 blackie cold_water donna grand_canyon_1 grand_canyon_2 jesper "
+            "new_wave_1 pool skagen snow spiff sunset wayne"
+        ).split()
+    ),
+]
+SKIMAGE = ("astronaut", "chelsea", "coffee", "rocket")
+EVS = (-1.5, -1.0, -0.5, 0.5, 1.0, 1.5)
+CASTS = {
+    "warm": (1.3, 1.0, 0.75),
+    "cool": (0.75, 1.0, 1.3),
+    "green": (0.85, 1.2, 0.85),
+    "magenta": (1.15, 0.8, 1.15),
+}
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("PHOTOD_BENCH_CACHE", ".cache/photod-bench"))
+
+
+def fetch_packages(cache: Path) -> Path:
+    """Download the Debian packages (once) and unpack them; returns the unpacked root."""
+    debs, root = cache / "debs", cache / "root"
+    debs.mkdir(parents=True, exist_ok=True)
+    for package in PACKAGES:
+        if not list(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
+    marker = root / ".unpacked"
+    if not marker.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        marker.touch()
+    return root
+
+
+def load_photos(cache: Path, limit: int | None) -> list[tuple[str, np.ndarray]]:
+    """(name, working copy) of every benchmark photo, sources interleaved, at most `limit`."""
+    from photod.decode import decode_image
+    from photod.suggest import WORKING_MIN_SIDE
+
+    root = fetch_packages(cache)
+    debian = []
+    for rel in PHOTOS:
+        path = root / rel
+        if path.exists():
+            name = rel.split("/")[-1] if "wallpapers" not in rel else rel.split("/")[3]
+            debian.append((name, decode_image(path, min_side=WORKING_MIN_SIDE).pixels))
+    import skimage.data
+    from PIL import Image
+
+    extra = []
+    for name in SKIMAGE:
+        pixels = getattr(skimage.data, name)()[..., :3]
+        h, w = pixels.shape[:2]
+        scale = 2 * WORKING_MIN_SIDE / min(h, w)
+        if scale < 1:
+            size = (round(w * scale), round(h * scale))
+            pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+        extra.append((f"skimage-{name}", np.ascontiguousarray(pixels)))
+    # Interleave so a --limit run still sees every source.
+    mixed = []
+    step = max(1, len(debian) // max(1, len(extra)))
+    for i, item in enumerate(debian):
+        mixed.append(item)
+        if i % step == step - 1 and extra:
+            mixed.append(extra.pop(0))
+    mixed += extra
+    return mixed[:limit] if limit else mixed
+
+
+# --- defects ----------------------------------------------------------------------------------
+
+
+def shift_exposure(image: np.ndarray, ev: float) -> np.ndarray:
+    from photod.enhancers.color import LINEAR, linear_to_srgb
+
+    return np.round(linear_to_srgb(LINEAR[image] * 2.0**ev) * 255).astype(np.uint8)
+
+
+def colour_cast(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    from photod.enhancers.color import LINEAR, linear_to_srgb
+
+    return np.round(linear_to_srgb(LINEAR[image] * np.asarray(gains)) * 255).astype(np.uint8)
+
+
+def cast_size(image: np.ndarray, reference: np.ndarray) -> float:
+    """How far `image`'s colour balance is from `reference`'s: max |log| of the channel ratio."""
+    from photod.enhancers.color import LINEAR
+
+    ratio = LINEAR[image].reshape(-1, 3).mean(0) / (LINEAR[reference].reshape(-1, 3).mean(0) + 1e-6)
+    return float(np.abs(np.log(ratio / np.exp(np.log(ratio).mean()))).max())
+
+
+def add_margin(
+    image: np.ndarray, kind: str, other: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Pad `image`; returns the padded image and the photo's box in fractions of it."""
+    h, w = image.shape[:2]
+    if kind == "flat":
+        top, bottom = (int(h * f) for f in rng.uniform(0.08, 0.2, 2))
+        left, right = (int(w * f) for f in rng.uniform(0.08, 0.2, 2))
+        colour = rng.integers(0, 256, 3).astype(np.uint8)
+        out = np.empty((h + top + bottom, w + left + right, 3), np.uint8)
+        out[:] = colour
+        out[top : top + h, left : left + w] = image
+    else:  # a strip of an unrelated photo on the left or right
+        strip_w = int(w * rng.uniform(0.2, 0.3))
+        from PIL import Image
+
+        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
+        top = bottom = 0
+        if rng.random() < 0.5:
+            out, left, right = np.concatenate([strip, image], axis=1), strip_w, 0
+        else:
+            out, left, right = np.concatenate([image, strip], axis=1), 0, strip_w
+    H, W = out.shape[:2]
+    return out, (left / W, top / H, (left + w) / W, (top + h) / H)
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+
+def measure_quality(scorer: Any, photos: list[tuple[str, np.ndarray]], margin: float) -> dict:
+    from photod.enhancers.geometry import iou
+    from photod.suggest import suggest_pixels
+
+    rng = np.random.default_rng(7)
+    rows: dict[str, list[dict[str, Any]]] = {"exposure": [], "cast": [], "margin": [], "clean": []}
+    for i, (name, image) in enumerate(photos):
+        ev = EVS[i % len(EVS)]
+        s = suggest_pixels(shift_exposure(image, ev), scorer, "exposure", margin=0.0)
+        rows["exposure"].append(
+            {"photo": name, "injected": ev, "suggested": s.exposure_ev, "gain": s.gain}
+        )
+        cast_name = list(CASTS)[i % len(CASTS)]
+        cast = colour_cast(image, CASTS[cast_name])
+        s = suggest_pixels(cast, scorer, "white_balance", margin=0.0)
+        fixed = s.render(cast)
+        rows["cast"].append(
+            {
+                "photo": name,
+                "cast": cast_name,
+                "before": cast_size(cast, image),
+                "after": cast_size(fixed, image),
+                "gain": s.gain,
+                "params": [e.params for e in s.edits],
+            }
+        )
+        kind = "flat" if i % 2 == 0 else "strip"
+        other = photos[(i + len(photos) // 2) % len(photos)][1]
+        padded, truth = add_margin(image, kind, other, rng)
+        s = suggest_pixels(padded, scorer, "crop", margin=0.0)
+        crop = s.crop or (0.0, 0.0, 1.0, 1.0)
+        rows["margin"].append(
+            {
+                "photo": name,
+                "kind": kind,
+                "iou": iou(crop, truth),
+                "iou_no_crop": iou((0, 0, 1, 1), truth),
+                "gain": s.gain,
+                "crop": [round(v, 3) for v in crop],
+            }
+        )
+        s = suggest_pixels(image, scorer, None, margin=margin)
+        rows["clean"].append(
+            {
+                "photo": name,
+                "suggested": s.worthwhile,
+                "best_gain": s.best_score - s.score_before,
+                "edits": [e.enhancer for e in s.edits],
+            }
+        )
+        print(f"  {i + 1}/{len(photos)} {name}", file=sys.stderr)
+    return summarise(rows, margin)
+
+
+def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str, Any]:
+    exp = rows["exposure"]
+    errors = [abs(r["suggested"] + r["injected"]) for r in exp]
+    right_sign = [np.sign(r["suggested"]) == -np.sign(r["injected"]) for r in exp]
+    at_margin = [(r["suggested"] if r["gain"] >= margin else 0.0) + r["injected"] for r in exp]
+    cast = rows["cast"]
+    left = [r["after"] / r["before"] for r in cast if r["before"] > 0]
+    mar = rows["margin"]
+    ious = [r["iou"] for r in mar]
+    ious_at_margin = [r["iou"] if r["gain"] >= margin else r["iou_no_crop"] for r in mar]
+    clean = rows["clean"]
+    return {
+        "photos": len(exp),
+        "margin": margin,
+        "exposure": {
+            "median_abs_error_ev": round(statistics.median(errors), 3),
+            "right_sign": round(float(np.mean(right_sign)), 3),
+            "median_abs_error_ev_at_margin": round(statistics.median(abs(v) for v in at_margin), 3),
+        },
+        "cast": {
+            "median_fraction_left": round(statistics.median(left), 3),
+            "reduced": round(float(np.mean([v < 1 for v in left])), 3),
+        },
+        "margin_crop": {
+            "mean_iou": round(float(np.mean(ious)), 3),
+            "median_iou": round(statistics.median(ious), 3),
+            "mean_iou_no_crop": round(float(np.mean([r["iou_no_crop"] for r in mar])), 3),
+            "mean_iou_at_margin": round(float(np.mean(ious_at_margin)), 3),
+            "flat_mean_iou": round(
+                float(np.mean([r["iou"] for r in mar if r["kind"] == "flat"])), 3
+            ),
+            "strip_mean_iou": round(
+                float(np.mean([r["iou"] for r in mar if r["kind"] == "strip"] or [np.nan])), 3
+            ),
+        },
+        "untouched": {
+            "no_suggestion": round(float(np.mean([not r["suggested"] for r in clean])), 3),
+            "median_best_gain": round(statistics.median(r["best_gain"] for r in clean), 4),
+            "suggested_enhancers": sorted({e for r in clean for e in r["edits"]}),
+        },
+        "rows": rows,
+    }
+
+
+def measure_roi(scorer: Any, photos: list[tuple[str, np.ndarray]], sizes: list[int]) -> dict:
+    """Spearman rank correlation of RoI crop scores with real crop scores, per RoI input size."""
+    from scipy.stats import spearmanr
+
+    from photod.enhancers import EnhanceContext, get_enhancer, load_presets
+    from photod.suggest import roi_scores
+
+    params = load_presets()["params"]["crop"]
+    per_size: dict[int, list[float]] = {size: [] for size in sizes}
+    seconds: dict[int, list[float]] = {size: [] for size in sizes}
+    for _name, image in photos:
+        candidates = get_enhancer("crop").candidates(image, EnhanceContext(params=params))
+        candidates = candidates[:: max(1, len(candidates) // 60)]
+        boxes = [c.crop for c in candidates]
+        real = scorer.score_pixels([c.apply(image) for c in candidates])[0]
+        for size in sizes:
+            started = time.perf_counter()
+            approx = roi_scores(scorer, image, boxes, size=size)
+            seconds[size].append(time.perf_counter() - started)
+            per_size[size].append(float(spearmanr(approx, real).statistic))
+    return {
+        str(size): {
+            "median_spearman": round(statistics.median(v), 3),
+            "min_spearman": round(min(v), 3),
+            "median_seconds": round(statistics.median(seconds[size]), 3),
+        }
+        for size, v in per_size.items()
+    }
+
+
+def measure_speed(scorer: Any, workdir: Path, runs: int) -> dict[str, Any]:
+    """`suggest_photo` on a 24 MP camera-like JPEG (default preset), warm, median of `runs`."""
+    import torch
+    from PIL import Image
+
+    from photod.suggest import suggest_photo
+    from tests.photos import camera_exif, real_photo
+
+    path = workdir / "suggest-24mp.jpg"
+    if not path.exists():
+        base = Image.fromarray(real_photo("astronaut")).resize(
+            (6000, 4000), Image.Resampling.BICUBIC
+        )
+        grain = np.random.default_rng(0).normal(0, 4, (4000, 6000, 1))
+        pixels = np.clip(np.asarray(base, np.float32) + grain, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path, "JPEG", quality=92, exif=camera_exif())
+    suggest_photo(path, scorer)  # warm-up: model load, first-call allocations
+    times, candidates = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        s = suggest_photo(path, scorer)
+        times.append(time.perf_counter() - started)
+        candidates.append(s.candidates)
+    return {
+        "photo": f"{path.name} 6000x4000 ({path.stat().st_size / 1e6:.1f} MB)",
+        "median_seconds": round(statistics.median(times), 3),
+        "min_seconds": round(min(times), 3),
+        "max_seconds": round(max(times), 3),
+        "candidates": int(statistics.median(candidates)),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run(
+    workdir: Path,
+    model: str | None = None,
+    limit: int | None = None,
+    device: str = "cpu",
+    speed_runs: int = 3,
+    roi_sizes: tuple[int, ...] = (224, 320, 448),
+    roi_photos: int = 6,
+) -> dict[str, Any]:
+    from photod.enhancers import load_presets
+    from photod.scoring import DEFAULT_MODEL, Scorer
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    scorer = Scorer(model=model or DEFAULT_MODEL, device=device, batch_size=32)
+    photos = load_photos(default_cache(), limit)
+    margin = float(load_presets()["margin"])
+    result: dict[str, Any] = {"model": scorer.version, "device": scorer.device}
+    result["speed"] = measure_speed(scorer, workdir, speed_runs)
+    result["roi"] = measure_roi(scorer, photos[:roi_photos], list(roi_sizes))
+    result["quality"] = measure_quality(scorer, photos, margin)
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    q = result["quality"]
+    lines = [
+        f"model {result['model']} on {result['device']}, {q['photos']} photos, "
+        f"margin {q['margin']}",
+        f"exposure: median |suggested + injected| = {q['exposure']['median_abs_error_ev']} EV, "
+        f"right sign {q['exposure']['right_sign']:.0%} "
+        f"(at the margin: {q['exposure']['median_abs_error_ev_at_margin']} EV)",
+        f"colour cast: median fraction left {q['cast']['median_fraction_left']}, "
+        f"reduced in {q['cast']['reduced']:.0%}",
+        f"margin: crop IoU with the photo mean {q['margin_crop']['mean_iou']} "
+        f"(median {q['margin_crop']['median_iou']}; flat {q['margin_crop']['flat_mean_iou']}, "
+        f"strip {q['margin_crop']['strip_mean_iou']}; no crop "
+        f"{q['margin_crop']['mean_iou_no_crop']}; at the margin "
+        f"{q['margin_crop']['mean_iou_at_margin']})",
+        f"untouched: no suggestion for {q['untouched']['no_suggestion']:.0%} "
+        f"(median best gain {q['untouched']['median_best_gain']}; enhancers suggested "
+        f"{', '.join(q['untouched']['suggested_enhancers']) or 'none'})",
+    ]
+    for size, roi in result["roi"].items():
+        lines.append(
+            f"RoI crop scores at {size}px vs real: Spearman median {roi['median_spearman']} "
+            f"(min {roi['min_spearman']}), {roi['median_seconds'] * 1000:.0f} ms per photo"
+        )
+    sp = result["speed"]
+    lines.append(
+        f"speed: suggest_photo {sp['photo']}: median {sp['median_seconds']} s "
+        f"({sp['min_seconds']}-{sp['max_seconds']}), {sp['candidates']} candidates, "
+        f"{sp['torch_threads']} torch threads, load average {sp['load_average']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suggest_quality")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    parser.add_argument("--quick", action="store_true", help="8 photos, 1 speed run, one RoI size")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-results/work"))
+    args = parser.parse_args(argv)
+    kwargs: dict[str, Any] = {}
+    if args.quick:
+        kwargs = {"speed_runs": 1, "roi_sizes": (320,), "roi_photos": 3}
+        args.limit = args.limit or 8
+    result = run(args.workdir, args.model, args.limit, args.device, **kwargs)
+    print(table(result))
+    out = Path("bench-results") / f"suggest_quality-{result['model']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    print(f"written {out}")
+    shutil.rmtree(args.workdir / "tmp", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
