@@ -17,6 +17,7 @@ from photod.cli_common import setup_logging
 COMMAND_MODULES = [
     "photod.cli_score",
     "photod.cli_models",
+    "photod.cli_train",
     "photod.cli_watch",
     "photod.cli_index",
     "photod.cli_serve",

@@ -191,6 +191,7 @@ def run_baselines(
     hand_test: np.ndarray | None = None,
     extra_test: dict[str, np.ndarray] | None = None,
     seed: int = 0,
+    forest_trees: int = 200,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Fit the paper's baselines on train features; metrics on test.
 
