@@ -16,7 +16,8 @@ INPUT_SIZE = 224
 
 
 def resize_for_model(pixels: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
-    """HxWx3 uint8 -> size x size x 3 uint8 with antialiasing."""
+    """HxWx3 uint8 (or a Pillow RGB image) -> size x size x 3 uint8 with antialiasing."""
+    pixels = np.asarray(pixels)
     if pixels.shape[0] == size and pixels.shape[1] == size:
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR))

@@ -123,7 +123,10 @@ class Scorer:
                 from photod.models import load_model
 
                 log.info("loading model %s on %s", self.model_name, self.device)
-                self._net = load_model(self.model_name, device=self.device)
+                net = load_model(self.model_name, device=self.device)
+                if self.device == "cpu":
+                    net = fold_batchnorm(net)
+                self._net = net
             return self._net
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +211,59 @@ class Scorer:
         result.error = str(exc)
         result.error_code = exc.code
         log.warning("%s", exc)
+
+
+def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:
+    """Fold every eval-mode BatchNorm into the convolution just before it (CPU inference).
+
+    On the CPU, batch norm costs about a quarter of EfficientNet-Lite0's forward time; folded into
+    the convolution weights it costs nothing (measured: ~20 % less CPU per photo, see the
+    "Benchmarks" section of the README). Each BatchNorm module is replaced by its activation
+    alone, so the module tree keeps its layout (`backbone.bn1(backbone.conv_stem(x))` still
+    works). A conv and a BatchNorm are folded only when they are consecutive children of the same
+    module, which is their order in timm's EfficientNet; the folded network is then checked
+    against the original on a probe batch and the original is kept if they disagree.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    folded = copy.deepcopy(net)
+    count = 0
+    with torch.no_grad():
+        for parent in folded.modules():
+            children = list(parent.named_children())
+            for (_, conv), (bn_name, bn) in zip(children, children[1:], strict=False):
+                if not (
+                    isinstance(conv, nn.Conv2d)
+                    and isinstance(bn, nn.BatchNorm2d)
+                    and bn.track_running_stats
+                    and bn.running_mean is not None
+                    and conv.weight.dtype == torch.float32
+                ):
+                    continue
+                scale = (bn.weight if bn.affine else 1.0) / torch.sqrt(bn.running_var + bn.eps)
+                shift = bn.bias if bn.affine else 0.0
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift)
+                # timm's BatchNormAct2d = norm, then drop (identity in eval), then activation.
+                rest = [getattr(bn, name) for name in ("drop", "act") if hasattr(bn, name)]
+                setattr(parent, bn_name, nn.Sequential(*rest) if rest else nn.Identity())
+                count += 1
+    if count == 0 or not hasattr(net, "forward_all"):
+        return net
+    probe = torch.rand(2, 3, 224, 224).mul_(2).sub_(1)
+    probe = probe.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected, folded_out = net.forward_all(probe), folded.forward_all(probe)
+    worst = max(float((a - b).abs().max()) for a, b in zip(expected, folded_out, strict=True))
+    if worst > tolerance:
+        log.warning("batch-norm folding changed outputs by %.2g; using the unfolded model", worst)
+        return net
+    log.debug("folded %d batch-norm layers into convolutions (max deviation %.1g)", count, worst)
+    return folded.eval()
 
 
 def iter_photo_paths(inputs: Iterable[str | os.PathLike[str]], recursive: bool) -> Iterator[Path]:

@@ -1,0 +1,195 @@
+"""Realistic benchmark inputs, made here from real photographs: no download, cached between runs.
+
+- Camera-sized JPEGs (default 6000x4000 = 24 MP, quality 92, camera EXIF): scikit-image's sample
+  photographs scaled up, with sensor-like grain added, because a smooth upscaled picture compresses
+  to a fraction of a camera file and would make entropy decoding look cheaper than it is (a real
+  24 MP JPEG is 8-14 MB). A dozen distinct pictures are encoded once; every file then gets its
+  own EXIF block (capture time, sub-seconds, ImageUniqueID, some with orientation 6), spliced in
+  front of the same compressed image data. Each file therefore has distinct bytes (photod's index
+  recognises copies by content hash and would not score them) and costs exactly what a camera file
+  of that size costs to decode, while making 2,000 of them takes seconds, not an hour.
+- A few PNG, TIFF and HEIC files and small DNGs (tests/photos.py writers) for the per-format figures.
+
+Inputs are written once under `<workdir>/inputs/<key>/` and reused while their parameters match.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger("photod")
+
+SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
+DEFAULT_SIZE = (6000, 4000)
+GRAIN_SIGMA = 7.0
+
+
+def real_photo(name: str) -> np.ndarray:
+    """A scikit-image sample photograph as HxWx3 uint8 (the same pictures tests use)."""
+    import skimage.data
+
+    pixels = getattr(skimage.data, name)()
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def camera_picture(index: int, size: tuple[int, int], seed: int = 7) -> np.ndarray:
+    """Picture `index`: sample photo `index % 6` (mirrored for odd rounds) at `size` with grain."""
+    width, height = size
+    name = SAMPLES[index % len(SAMPLES)]
+    im = Image.fromarray(real_photo(name))
+    if (index // len(SAMPLES)) % 2:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    # Fill the frame like a camera would (crop to the aspect ratio, then scale).
+    im = _cover(im, size)
+    pixels = np.asarray(im, dtype=np.int16)
+    # Grain from a tile: cheap to make, and the entropy coder cannot tell it repeats.
+    rng = np.random.default_rng(seed + index)
+    tile = rng.normal(0.0, GRAIN_SIGMA, (min(height, 512), min(width, 512), 1)).astype(np.int16)
+    reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
+    grain = np.tile(tile, reps)[:height, :width]
+    pixels += grain
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _cover(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    scale = max(width / im.width, height / im.height)
+    crop_w, crop_h = width / scale, height / scale
+    left, top = (im.width - crop_w) / 2, (im.height - crop_h) / 2
+    box = (left, top, left + crop_w, top + crop_h)
+    return im.resize(size, Image.Resampling.BICUBIC, box=box)
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:
+    """Baseline JPEG (4:2:0, like most cameras) without metadata; EXIF is spliced in per file."""
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=quality, subsampling="4:2:0")
+    return out.getvalue()
+
+
+def exif_block(index: int, orientation: int = 1) -> bytes:
+    """A camera-like EXIF APP1 segment, unique per `index` (capture time and ImageUniqueID)."""
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    exif[0x0110] = "EOS R6"
+    exif[0x0112] = orientation
+    minute, second = divmod(index, 60)
+    hour, minute = divmod(minute, 60)
+    stamp = f"2026:06:20 {14 + hour % 10:02d}:{minute:02d}:{second:02d}"
+    exif[0x0132] = stamp
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003] = stamp
+    ifd[0x9291] = f"{index % 100:02d}"
+    ifd[0xA434] = "RF24-105mm F4 L IS USM"
+    ifd[0x829A] = 1 / 250
+    ifd[0x829D] = 5.6
+    ifd[0x8827] = 400
+    ifd[0xA420] = f"{index:032x}"  # ImageUniqueID
+    payload = exif.tobytes()  # starts with b"Exif\0\0"
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def splice_exif(jpeg: bytes, app1: bytes) -> bytes:
+    """Insert an APP1 segment after SOI (and after a JFIF APP0, which must stay first)."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    pos = 2
+    if jpeg[2:4] == b"\xff\xe0":
+        pos = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:pos] + app1 + jpeg[pos:]
+
+
+def jpeg_name(index: int) -> str:
+    return f"IMG_{index:05d}.jpg"
+
+
+def orientation_for(index: int) -> int:
+    """One photo in five was shot in portrait (EXIF orientation 6), as from a real card."""
+    return 6 if index % 5 == 4 else 1
+
+
+@dataclass
+class JpegSet:
+    """Distinct encoded pictures; `write(i, folder)` writes file i (cheap: bytes + EXIF)."""
+
+    encoded: list[bytes]
+
+    def data(self, index: int) -> bytes:
+        base = self.encoded[index % len(self.encoded)]
+        return splice_exif(base, exif_block(index, orientation_for(index)))
+
+    def write(self, index: int, folder: Path) -> Path:
+        path = folder / jpeg_name(index)
+        path.write_bytes(self.data(index))
+        return path
+
+
+def make_jpeg_set(size: tuple[int, int], distinct: int = 12, quality: int = 92) -> JpegSet:
+    """Encode `distinct` pictures at `size` (about 0.5 s each at 24 MP on one core)."""
+    return JpegSet([encode_jpeg(camera_picture(i, size), quality) for i in range(distinct)])
+
+
+def _key(kind: str, **params: object) -> str:
+    return kind + "-" + "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+
+
+def jpeg_folder(
+    workdir: Path, count: int, size: tuple[int, int] = DEFAULT_SIZE, distinct: int = 12
+) -> Path:
+    """`count` camera JPEGs at `size` in a cached folder (made on first use)."""
+    distinct = max(1, min(distinct, count))
+    folder = workdir / "inputs" / _key("jpeg", n=count, w=size[0], h=size[1], d=distinct)
+    stamp = folder / ".complete"
+    if stamp.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("making %d JPEGs of %dx%d in %s", count, size[0], size[1], folder)
+    jpegs = make_jpeg_set(size, distinct)
+    for i in range(count):
+        jpegs.write(i, folder)
+    stamp.write_text(json.dumps({"count": count, "size": size, "distinct": distinct}))
+    return folder
+
+
+def format_folder(workdir: Path, per_format: int = 3, scale: float = 1.0) -> Path:
+    """A few PNG, TIFF, HEIC and DNG files (phone- and camera-like sizes, times `scale`)."""
+    folder = workdir / "inputs" / _key("formats", n=per_format, s=scale)
+    stamp = folder / ".complete"
+    if stamp.exists():
+        return folder
+    from tests import photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def size(w: int, h: int) -> tuple[int, int]:
+        return max(32, int(w * scale)), max(32, int(h * scale))
+
+    for i in range(per_format):
+        # PNG: a screenshot/export-sized file; TIFF: a scanned/exported 12 MP; HEIC: a phone.
+        Image.fromarray(camera_picture(i, size(2400, 1600))).save(folder / f"png_{i}.png")
+        Image.fromarray(camera_picture(i + 1, size(4000, 3000))).save(folder / f"tiff_{i}.tif")
+        photos.write_heic(folder / f"heic_{i}.heic", camera_picture(i + 2, size(4032, 3024)))
+        # DNG: a small real Bayer mosaic (pidng writes no preview, so LibRaw demosaics it).
+        photos.write_dng(folder / f"dng_{i}.dng", camera_picture(i + 3, size(1200, 800)))
+    stamp.write_text(json.dumps({"per_format": per_format, "scale": scale}))
+    return folder
+
+
+def photo_files(folder: Path) -> list[Path]:
+    """The photos in a generated folder, sorted (the `.complete` stamp is hidden)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def file_megabytes(paths: list[Path]) -> float:
+    return round(sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6, 2) if paths else 0.0
