@@ -174,11 +174,17 @@ def test_write_xmp_embeds_crs_settings_exiftool_reads_back(tmp_path):
     assert outcome.written == [str(source)]
     tags = exiftool_json(source, "-XMP-crs:all", "-XMP-photod:all")
     assert tags["HasCrop"] is True
-    assert tags["CropLeft"] == pytest.approx(0.1)
-    assert tags["CropTop"] == pytest.approx(0.05)
-    assert tags["CropRight"] == pytest.approx(0.8)
-    assert tags["CropBottom"] == pytest.approx(0.9)
-    assert tags["CropAngle"] == pytest.approx(1.5)
+    # Camera Raw keeps the rotated crop's own corners; the angle has the opposite sign.
+    from photod.metadata.develop import crop_corners
+
+    h, w = photos.real_photo("coffee").shape[:2]
+    left, top, right, bottom, angle = crop_corners((0.1, 0.05, 0.8, 0.9), 1.5, w, h)
+    assert tags["CropLeft"] == pytest.approx(left, abs=1e-6)
+    assert tags["CropTop"] == pytest.approx(top, abs=1e-6)
+    assert tags["CropRight"] == pytest.approx(right, abs=1e-6)
+    assert tags["CropBottom"] == pytest.approx(bottom, abs=1e-6)
+    assert tags["CropAngle"] == pytest.approx(-1.5) == angle
+    assert left < 0.1 < 0.8 < right  # the corners of a turned box reach past its centre box
     assert float(tags["Exposure2012"]) == pytest.approx(0.67)
     assert jpeg_scan_data(source) == scan  # pixels never re-encoded
 
@@ -233,6 +239,54 @@ def test_write_xmp_for_raw_goes_to_the_lightroom_sidecar(tmp_path):
     assert tags["CropRight"] == pytest.approx(0.8) and float(tags["Exposure2012"]) == 0.67
     # DNG embeds (Lightroom reads DNG's own XMP).
     assert write_develop(source, make_suggestion()).written == [str(source)]
+
+
+@pytest.mark.parametrize("angle", [0.0, 4.0, -3.0])
+def test_darktable_imports_the_lightroom_sidecar_crop_like_photod_renders_it(tmp_path, angle):
+    """darktable-cli (its Lightroom import) applies our crs: crop; compare with photod's own."""
+    from photod.metadata.develop import write_develop
+
+    pixels = photos.real_photo("coffee")
+    heic = photos.write_heic(tmp_path / "IMG_3.heic", pixels, quality=95)
+    suggestion = make_suggestion(crop=(0.15, 0.2, 0.75, 0.85), angle=angle, ev=0.5)
+    suggestion.width, suggestion.height = pixels.shape[1], pixels.shape[0]
+    write_develop(heic, suggestion)
+    out = tmp_path / "dt.png"
+    subprocess.run(
+        ["darktable-cli", str(heic), str(out), "--core", "--configdir", str(tmp_path / "dt")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with Image.open(out) as im:
+        theirs = np.asarray(im.convert("L"), dtype=float)
+    ours = extract(pixels, suggestion.crop, angle)
+    assert abs(theirs.shape[0] - ours.shape[0]) <= 2 and abs(theirs.shape[1] - ours.shape[1]) <= 2
+    ours_l = np.asarray(Image.fromarray(ours).convert("L").resize(theirs.shape[::-1]), float)
+    wrong = extract(pixels, suggestion.crop, -angle) if angle else np.roll(ours, 20, axis=1)
+    wrong_l = np.asarray(Image.fromarray(wrong).convert("L").resize(theirs.shape[::-1]), float)
+    match = np.corrcoef(ours_l.ravel(), theirs.ravel())[0, 1]
+    mismatch = np.corrcoef(wrong_l.ravel(), theirs.ravel())[0, 1]
+    assert match > 0.95 and match > mismatch + 0.1
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_crs_crop_is_in_stored_orientation(orientation):
+    """The corners photod writes cut the same content out of the stored (sideways) pixels."""
+    from photod.decode import _apply_orientation
+    from photod.metadata.develop import crop_corners
+
+    displayed = photos.real_photo("astronaut", scale=0.5)[:, :200]  # 256x200: not square
+    inverse = {1: 1, 3: 3, 6: 8, 8: 6}[orientation]
+    stored = _apply_orientation(displayed, inverse)
+    assert np.array_equal(_apply_orientation(stored, orientation), displayed)
+    box = (0.1, 0.2, 0.7, 0.9)
+    h, w = displayed.shape[:2]
+    left, top, right, bottom, crop_angle = crop_corners(box, 0.0, w, h, orientation)
+    assert crop_angle == 0
+    cut = extract(stored, (min(left, right), min(top, bottom), max(left, right), max(top, bottom)))
+    expected = extract(displayed, box)
+    assert np.array_equal(_apply_orientation(cut, orientation), expected)
 
 
 def test_write_xmp_without_edits_writes_nothing(tmp_path):

@@ -22,6 +22,7 @@ re-serialises the whole packet) and each write is atomic (see `photod.metadata.a
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,14 +75,78 @@ def _signed(value: float, digits: int) -> str:
     return f"{value:+.{digits}f}"
 
 
-def develop_settings(suggestion: Any) -> dict[str, str]:
-    """The crs: properties (exiv2 keys -> XMP strings) of a suggestion (live or stored dict)."""
+# Displayed (orientation-applied) fractions -> stored (sensor) fractions, per EXIF orientation.
+_TO_STORED = {
+    1: lambda x, y: (x, y),
+    2: lambda x, y: (1 - x, y),
+    3: lambda x, y: (1 - x, 1 - y),
+    4: lambda x, y: (x, 1 - y),
+    5: lambda x, y: (y, x),
+    6: lambda x, y: (y, 1 - x),
+    7: lambda x, y: (1 - y, 1 - x),
+    8: lambda x, y: (1 - y, x),
+}
+_MIRRORED = {2, 4, 5, 7}
+
+
+def crop_corners(
+    box: tuple[float, float, float, float],
+    angle: float,
+    width: int,
+    height: int,
+    orientation: int = 1,
+) -> tuple[float, float, float, float, float]:
+    """Camera Raw's (CropLeft, CropTop, CropRight, CropBottom, CropAngle) for a photod crop.
+
+    photod's box is the centre and size of the result in the displayed photo, its content
+    turned clockwise by `angle`. Camera Raw stores the crop's own top-left and bottom-right
+    corners as fractions of the unrotated photo in its stored (sensor) orientation, and the
+    angle with the opposite sign — the convention darktable's Lightroom import
+    (src/develop/lightroom.c) decodes, which the darktable test checks pixel by pixel.
+    """
+    orientation = orientation if orientation in _TO_STORED else 1
+    to_stored = _TO_STORED[orientation]
+    left, top, right, bottom = box
+    cx, cy = to_stored((left + right) / 2, (top + bottom) / 2)
+    w_px, h_px = (right - left) * width, (bottom - top) * height
+    if orientation >= 5:
+        width, height, w_px, h_px = height, width, h_px, w_px
+    a = -angle if orientation in _MIRRORED else angle
+    rad = math.radians(a)
+    cos, sin = math.cos(rad), math.sin(rad)
+    # The crop's top-left corner, offset from its centre, in pixels of the stored frame
+    # (the same rotation photod.enhancers.geometry.extract samples with).
+    dx = cos * (-w_px / 2) + sin * (-h_px / 2)
+    dy = -sin * (-w_px / 2) + cos * (-h_px / 2)
+    return (
+        cx + dx / width,
+        cy + dy / height,
+        cx - dx / width,
+        cy - dy / height,
+        -a,
+    )
+
+
+def develop_settings(
+    suggestion: Any, orientation: int = 1, sidecar: bool = False
+) -> dict[str, str]:
+    """The crs: properties (exiv2 keys -> XMP strings) of a suggestion (live or stored dict).
+
+    `orientation` is the photo's EXIF orientation (Camera Raw crops in stored orientation);
+    a sidecar also records the stored pixel size (tiff:ImageWidth/ImageLength), which
+    darktable's Lightroom import needs to place the crop.
+    """
     data = suggestion.to_dict() if hasattr(suggestion, "to_dict") else dict(suggestion)
     settings: dict[str, str] = {CRS + "HasSettings": "True"}
     crop = data.get("crop")
     angle = float(data.get("angle") or 0.0)
+    width, height = int(data.get("width") or 0), int(data.get("height") or 0)
     if crop:
-        left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in crop)
+        if angle and not (width and height):
+            raise MetadataError("a rotated crop needs the photo's size to be written as crs:")
+        left, top, right, bottom, crop_angle = crop_corners(
+            tuple(float(v) for v in crop), angle, width or 1, height or 1, orientation
+        )
         settings.update(
             {
                 CRS + "HasCrop": "True",
@@ -89,10 +154,7 @@ def develop_settings(suggestion: Any) -> dict[str, str]:
                 CRS + "CropTop": f"{top:.6f}",
                 CRS + "CropRight": f"{right:.6f}",
                 CRS + "CropBottom": f"{bottom:.6f}",
-                # photod's angle is the tilt removed (content turns clockwise); Camera Raw's
-                # CropAngle turns the crop, i.e. the same number (darktable imports it negated
-                # into its own clockwise-negative convention).
-                CRS + "CropAngle": f"{angle:.2f}",
+                CRS + "CropAngle": f"{crop_angle + 0.0:.2f}".replace("-0.00", "0.00"),
                 CRS + "CropConstrainToWarp": "0",
             }
         )
@@ -111,8 +173,28 @@ def develop_settings(suggestion: Any) -> dict[str, str]:
     ):
         if crs.get(key):
             settings[CRS + key] = _signed(float(crs[key]), 0)
+    if sidecar and width and height:
+        stored_w, stored_h = (height, width) if orientation >= 5 else (width, height)
+        settings["Xmp.tiff.ImageWidth"] = str(stored_w)
+        settings["Xmp.tiff.ImageLength"] = str(stored_h)
+        settings["Xmp.tiff.Orientation"] = str(orientation)
     settings[MARKER] = str(data.get("model") or "photod")
     return settings
+
+
+def photo_orientation(path: Path) -> int:
+    """The EXIF orientation of a photo as exiv2 reads it (1 when absent or unreadable)."""
+    if X.is_heif(path):
+        return 1  # HEIF rotates in the container (irot); photod decodes it upright
+    try:
+        exif = X.read_metadata(path, with_exif=True)[1]
+    except MetadataError:
+        return 1
+    try:
+        value = int(str(exif.get("Exif.Image.Orientation", "1")).split()[0])
+    except ValueError:
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
 def develop_target(path: Path) -> Path:
@@ -143,7 +225,11 @@ def write_develop(
     if not photo.exists():
         raise MetadataError("file vanished", str(photo))
     target = develop_target(photo)
-    settings = develop_settings(data)
+    if not data.get("width") or not data.get("height"):
+        from photod.decode import decode_image
+
+        data["width"], data["height"] = decode_image(photo, min_side=224).original_size
+    settings = develop_settings(data, photo_orientation(photo), sidecar=target != photo)
     outcome.settings = {k.removeprefix(CRS).removeprefix("Xmp."): v for k, v in settings.items()}
     existing: dict[str, str] = {}
     if target.exists():
