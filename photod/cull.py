@@ -17,14 +17,15 @@ Grouping
       overlap with a shift of at least `panorama_min_shift` of the frame (ORB features + RANSAC on
       small grayscale previews). Needs pixels, so it is checked only for such candidate pairs;
     - duplicate: no usable capture time on one side, similarity >= `duplicate_similarity`
-      (an export, a copy, an edit of the same frame).
+      (an export, a copy, an edit of the same frame); a bracket when the exposure bias differs.
 
     A group containing a bracket link is a bracket, else one with a panorama link is a panorama;
     both are kept together and never ranked. Bursts and duplicates are ranked.
 
     Default thresholds, measured with photod's backbone on scikit-image/scikit-learn photos:
     unrelated photos <= 0.49 (two textures 0.38); a frame vs the same frame shifted 8 px 0.95,
-    blurred (sigma 2.5) 0.89, -2 EV 0.90, +2 EV 0.69, cropped 6 % 0.92.
+    blurred (sigma 2.5) 0.89, -2 EV 0.90, +2 EV 0.69, cropped 6 % 0.92; a soft (sigma 1.2)
+    PNG export 0.96; two halves of a panorama with 50 % overlap 0.92 and 0.63.
 
 Ranking (bursts and duplicates)
     value = aesthetic score
@@ -72,7 +73,7 @@ class GroupingConfig:
     panorama_min_shift: float = 0.15
     # Above this a pair is the same framing; no need to look for a panorama shift.
     panorama_max_similarity: float = 0.95
-    duplicate_similarity: float = 0.92
+    duplicate_similarity: float = 0.93
     # How many earlier frames of the same camera each frame is compared with.
     lookback: int = 6
 
@@ -399,7 +400,7 @@ def find_links(
             if link is not None:
                 links.append(link)
 
-    links.extend(_duplicate_links(records, matrix, present, config))
+    links.extend(_duplicate_links(records, matrix, present, config, geometry))
     return links
 
 
@@ -439,8 +440,13 @@ def _duplicate_links(
     matrix: np.ndarray,
     present: np.ndarray,
     config: GroupingConfig,
+    geometry: GeometryFn | None = None,
 ) -> list[Link]:
-    """Near-duplicates among photos where at least one side has no capture time."""
+    """Near-duplicates among photos where at least one side has no capture time.
+
+    Two halves of a panorama can look as alike as a copy (0.92 measured), so with pixels at hand
+    a pair below `panorama_max_similarity` is checked for a shift first.
+    """
     untimed = np.array([i for i, r in enumerate(records) if r.captured is None and present[i]])
     if untimed.size == 0:
         return []
@@ -455,7 +461,21 @@ def _duplicate_links(
             # Each untimed pair once (from its lower index); untimed-timed pairs from the untimed side.
             if i == j or (records[j].captured is None and j < i):
                 continue
-            links.append(Link(min(i, j), max(i, j), "duplicate", float(sims[r, c]), None))
+            a, b = min(i, j), max(i, j)
+            sim = float(sims[r, c])
+            shift = None
+            if geometry is not None and sim < config.panorama_max_similarity:
+                measured = geometry(a, b)
+                if measured is not None and measured.matched:
+                    shift = measured.shift
+            if shift is not None and shift >= config.panorama_min_shift:
+                kind = "panorama"
+            elif _exposure_differs(records[a], records[b], config.bracket_min_ev):
+                # Known, differing exposure bias still means a bracket, even with no time.
+                kind = "bracket"
+            else:
+                kind = "duplicate"
+            links.append(Link(a, b, kind, sim, None, shift))
     return links
 
 
