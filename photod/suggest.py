@@ -113,7 +113,7 @@ class Suggestion:
             "edits": [edit.to_dict() for edit in self.edits],
             "crop": None if self.crop is None else [round(v, 4) for v in self.crop],
             "angle": round(self.angle, 2),
-            "exposure_ev": round(self.exposure_ev, 2),
+            "exposure_ev": round(float(self.exposure_ev), 2),
             "crs": self.crs(),
             "model": self.model,
             "margin": self.margin,
