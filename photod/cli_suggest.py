@@ -161,7 +161,9 @@ def suggest(
         except PhotodError as exc:
             failures += 1
             if as_json:
-                emit_json({"path": str(path), "status": "error", "error": str(exc)})
+                emit_json(
+                    {"path": str(path), "status": "error", "error": str(exc), "code": exc.code}
+                )
             else:
                 click.echo(f"{path}: error: {exc}", err=True)
             continue
@@ -179,5 +181,31 @@ def suggest(
         sys.exit(1)
 
 
+@click.command()
+@click.option("--min-gain", type=float, default=0.0, show_default=True, help="Smallest gain.")
+@json_option
+@db_option
+@library_errors
+def suggestions(min_gain: float, as_json: bool, db_path: str | None) -> None:
+    """List indexed photos with a worthwhile stored suggestion (daemon --suggest, suggest --store)."""
+    from photod.index import open_index_readonly
+    from photod.suggest_store import suggested_paths
+
+    db = open_index_readonly(db_path)
+    rows = suggested_paths(db, min_gain)
+    for row in rows:
+        if as_json:
+            emit_json(row)
+        else:
+            crop = "crop" if row["crop"] else "    "
+            click.echo(
+                f"{row['score_before']:6.3f} -> {row['score_after']:6.3f} "
+                f"({row['gain']:+.3f})  {crop}  {row['exposure_ev']:+.2f} EV  {row['path']}"
+            )
+    if not rows and not as_json:
+        click.echo("no stored suggestions above the margin", err=True)
+
+
 def register(group: click.Group) -> None:
     group.add_command(suggest)
+    group.add_command(suggestions)

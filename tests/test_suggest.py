@@ -117,6 +117,9 @@ def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
     rendered = tmp_path / "out" / "dark.photod.jpg"
     assert data["rendered"] == str(rendered) and rendered.exists()
     assert load_suggestion(str(db), str(photo.resolve()))["exposure_ev"] == data["exposure_ev"]
+    listed = CliRunner().invoke(cli, ["suggestions", "--json", "--db", str(db)])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output.splitlines()[0])["path"] == str(photo.resolve())
 
     result = CliRunner().invoke(
         cli, ["suggest", "--margin", "0", "--write-xmp", "--device", "cpu", str(photo)]
