@@ -480,3 +480,22 @@ def test_concurrent_writers_from_threads(tmp_path, small):
     for i, tags in enumerate(exiftool(*files)):
         assert tags["XMP-xmp:Rating"] == i % 6 == tags["XMP-photod:Stars"]
     assert all(np.array_equal(pixels(f), before[f]) for f in files)
+
+
+def test_rewrite_keeps_owner_mode_and_xattrs_and_updates_mtime(tmp_path, small):
+    photo = make("jpg", tmp_path, small)
+    photo.chmod(0o640)
+    os.setxattr(photo, "user.photod-test", b"kept")
+    old = os.stat(photo)
+    if os.geteuid() == 0:  # only root can hand the file to someone else first
+        os.chown(photo, 1234, 1234)
+        old = os.stat(photo)
+    os.utime(photo, (old.st_atime - 3600, old.st_mtime - 3600))
+    old = os.stat(photo)
+    write_rating(photo, info())
+    new = os.stat(photo)
+    assert new.st_ino != old.st_ino  # really replaced, not written in place
+    assert (new.st_uid, new.st_gid) == (old.st_uid, old.st_gid)
+    assert new.st_mode == old.st_mode
+    assert os.getxattr(photo, "user.photod-test") == b"kept"
+    assert new.st_mtime > old.st_mtime

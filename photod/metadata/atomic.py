@@ -89,6 +89,16 @@ def _writable(path: Path, st: os.stat_result | None = None) -> bool:
     return os.access(path, os.W_OK) and bool(st.st_mode & 0o222)
 
 
+def _keep_attributes(original: Path, tmp: Path, st: os.stat_result) -> None:
+    """The replacement keeps the original's permission bits, extended attributes (e.g. macOS
+    tags, SELinux labels where allowed) and, when we may, its owner; the modification time is
+    then updated by the write itself, so Lightroom notices the change."""
+    shutil.copystat(original, tmp)
+    if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(OSError):  # only root may give a file away
+            os.chown(tmp, st.st_uid, st.st_gid)
+
+
 def _cleanup(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         tmp.unlink()
@@ -127,7 +137,9 @@ def atomic_rewrite(
             raise _os_error(exc, real.parent, "create a temp file in the folder") from exc
         with os.fdopen(fd, "wb") as dst, open(real, "rb") as src:
             shutil.copyfileobj(src, dst, 1 << 20)
+        _keep_attributes(real, tmp, before)
         modify(tmp)
+        os.utime(tmp)  # a changed file gets a new mtime even if `modify` wrote through mmap
         if verify is not None:
             verify(real, tmp)
         _fsync_file(tmp)
