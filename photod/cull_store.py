@@ -325,7 +325,7 @@ def _regroup(
                 )
         db["groups"].upsert_all(group_rows, pk="id")
         db["cull_frames"].upsert_all(frame_rows, pk="path")
-        db.executemany("UPDATE photos SET group_id = ? WHERE path = ?", assignments)
+        db.conn.executemany("UPDATE photos SET group_id = ? WHERE path = ?", assignments)
     return results
 
 
