@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks import common
 
-OWN = ("throughput", "latency", "memory", "formats")
+OWN = ("throughput", "scoring", "latency", "memory", "formats")
 # Modules of this package that are helpers, not benchmarks.
 HELPERS = {"common", "inputs", "__main__", "__init__"}
 
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=5, help="photos per daemon latency figure")
     parser.add_argument("--burst-files", type=int, default=2000)
     parser.add_argument("--burst-size", type=parse_size, default=None, help="default: --size")
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="scoring sweep: BATCH:TORCH_THREADS:DECODERS,... (e.g. 32:2:2,32:1:2)",
+    )
     parser.add_argument("--model", default=None, help="model name (default: photod's)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -102,6 +107,11 @@ def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:
             write_mode=args.write_mode,
             **common_kw,
         )
+    if name == "scoring":
+        from benchmarks import scoring
+
+        configs = scoring.parse_configs(args.configs) if args.configs else None
+        return scoring.run(workdir, args.photos, args.size, args.runs, configs=configs, **common_kw)
     if name == "latency":
         from benchmarks import latency
 

@@ -30,7 +30,7 @@ def run(
     groups: dict[str, list[Path]] = {}
     for path in inputs.photo_files(folder):
         groups.setdefault(path.name.split("_")[0], []).append(path)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"formats": {}}
     for name, paths in sorted(groups.items()):
         decode_ms, rates, size = [], [], None
         for _ in range(runs):
@@ -45,7 +45,7 @@ def run(
             failed = [r.path for r in results if r.status != "ok"]
             if failed:
                 raise RuntimeError(f"{name}: could not score {failed}")
-        result[name] = {
+        result["formats"][name] = {
             "files": len(paths),
             "size": f"{size[0]}x{size[1]}" if size else None,
             "mean_file_mb": inputs.file_megabytes(paths),
@@ -64,6 +64,6 @@ def table(result: dict[str, Any]) -> str:
             common.fmt_stat(entry["decode_ms"], " ms"),
             common.fmt_stat(entry["score_photos_per_s"], "/s"),
         ]
-        for name, entry in result.items()
+        for name, entry in result["formats"].items()
     ]
     return common.format_table(rows, ["format", "size", "MB", "decode", "score"])

@@ -28,7 +28,7 @@ from PIL import Image
 
 log = logging.getLogger("photod")
 
-SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
+SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "hubble_deep_field")
 DEFAULT_SIZE = (6000, 4000)
 GRAIN_SIGMA = 7.0
 
@@ -65,8 +65,8 @@ def camera_picture(index: int, size: tuple[int, int], seed: int = 7) -> np.ndarr
 def _cover(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     width, height = size
     scale = max(width / im.width, height / im.height)
-    crop_w, crop_h = width / scale, height / scale
-    left, top = (im.width - crop_w) / 2, (im.height - crop_h) / 2
+    crop_w, crop_h = min(im.width, width / scale), min(im.height, height / scale)
+    left, top = max(0.0, (im.width - crop_w) / 2), max(0.0, (im.height - crop_h) / 2)
     box = (left, top, left + crop_w, top + crop_h)
     return im.resize(size, Image.Resampling.BICUBIC, box=box)
 

@@ -238,19 +238,19 @@ def run(
 def table(result: dict[str, Any]) -> str:
     rows = []
     for entry in result["daemon"]:
-        opts = " ".join(o for o in entry["options"] if o.startswith("--settle")) or "defaults"
-        settle = entry["options"][-1] if "--settle-seconds" in entry["options"] else ""
-        rows.append(
-            [
-                f"daemon close->rating ({opts} {settle})".strip(),
-                common.fmt_stat(entry["seconds"], " s"),
-            ]
+        options = entry["options"]
+        settle = (
+            options[options.index("--settle-seconds") + 1]
+            if "--settle-seconds" in options
+            else None
         )
+        label = f"settle {settle} s" if settle else "default settings"
+        rows.append([f"daemon close -> rating ({label})", common.fmt_stat(entry["seconds"], " s")])
     suggest = result["suggest"]
     if "skipped" in suggest:
         rows.append(["suggest", suggest["skipped"]])
     else:
-        rows.append(["suggest 24 MP", common.fmt_stat(suggest["seconds"], " s")])
+        rows.append([f"suggest ({result['size']})", common.fmt_stat(suggest["seconds"], " s")])
         rows.append(["  candidates", common.fmt_stat(suggest["candidates"])])
         rows.append(["  candidates/s", common.fmt_stat(suggest["candidates_per_s"])])
     return common.format_table(rows, ["latency", "median (min-max)"])

@@ -44,7 +44,7 @@ class RssSampler(threading.Thread):
         self.interval = interval
         self.peak_mb = 0.0
         self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def rss_mb(self) -> float:
         import psutil
@@ -63,14 +63,14 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         start = time.perf_counter()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             rss = self.rss_mb()
             self.peak_mb = max(self.peak_mb, rss)
             self.samples.append((round(time.perf_counter() - start, 2), round(rss, 1)))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 

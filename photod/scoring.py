@@ -89,6 +89,7 @@ class Scorer:
         decode_workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         star_mapping: StarMapping | None = None,
+        torch_threads: int | None = None,
     ) -> None:
         from photod.models import active_model_name, get_model_spec
 
@@ -99,6 +100,9 @@ class Scorer:
         self.requested_device = device
         self.batch_size = max(1, batch_size)
         self.decode_workers = decode_workers or min(8, os.cpu_count() or 2)
+        # Threads of the CPU forward pass (process-wide torch setting, applied at model load);
+        # None keeps torch's default (one per core).
+        self.torch_threads = torch_threads
         self.max_pixels = max_pixels
         card_thresholds = self.spec.card.get("star_thresholds") or FALLBACK_THRESHOLDS
         self.star_mapping = star_mapping or StarMapping(tuple(card_thresholds))
@@ -122,6 +126,10 @@ class Scorer:
             if self._net is None:
                 from photod.models import load_model
 
+                if self.torch_threads:
+                    import torch
+
+                    torch.set_num_threads(self.torch_threads)
                 log.info("loading model %s on %s", self.model_name, self.device)
                 net = load_model(self.model_name, device=self.device)
                 if self.device == "cpu":
