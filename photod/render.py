@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("photod")
 
 OUTPUT_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif"}
+# TIFF tags that describe how the SOURCE's pixels are stored (size, strips, compression, sample
+# layout, sub-IFDs, thumbnails); copying them would describe the new file wrongly.
+_STRUCTURAL_TAGS = {
+    0x00FE, 0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0115, 0x0116, 0x0117, 0x011C,
+    0x0122, 0x0123, 0x013D, 0x0140, 0x0142, 0x0143, 0x0144, 0x0145, 0x014A, 0x0152, 0x0153,
+    0x0154, 0x0155, 0x0156, 0x0201, 0x0202, 0x0211, 0x0212, 0x0213, 0x0214, 0x02BC, 0x83BB,
+    0x8649, 0x8773, 0x935C,
+}  # fmt: skip
 _STRIP = 512
 
 
@@ -190,6 +198,27 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return _apply_orientation(pixels, orientation if 1 <= orientation <= 8 else 1)
 
 
+def _clean_exif(source: Image.Exif | None) -> Image.Exif:
+    """A new EXIF block with the source's descriptive tags (camera, lens, dates, exposure, GPS)."""
+    exif = Image.Exif()
+    if source is None:
+        return exif
+    for tag, value in source.items():
+        if tag not in _STRUCTURAL_TAGS and tag not in (0x8769, 0x8825):
+            exif[tag] = value
+    for pointer in (0x8769, 0x8825):  # Exif and GPS sub-IFDs
+        try:
+            ifd = source.get_ifd(pointer)
+        except (KeyError, ValueError, OSError, TypeError):
+            continue
+        if ifd:
+            target = exif.get_ifd(pointer)
+            for tag, value in ifd.items():
+                if tag not in (0x927C, 0xA005):  # MakerNote offsets break once moved; interop
+                    target[tag] = value
+    return exif
+
+
 def _encode(
     pixels: np.ndarray,
     fmt: str,
@@ -198,7 +227,7 @@ def _encode(
     note: str,
     quality: int,
 ) -> bytes:
-    exif = exif if exif is not None else Image.Exif()
+    exif = _clean_exif(exif)
     exif[0x0112] = 1  # the pixels are upright now
     exif[0x0131] = f"photod {__version__}"
     ifd = exif.get_ifd(0x8769)

@@ -329,3 +329,35 @@ def test_suggestions_table_roundtrip(tmp_path):
     assert names == ["m001_suggestions"]
     # A path string opens the same index.
     assert load_suggestion(str(tmp_path / "index.db"), "/photos/b.jpg")["suggested"] is False
+
+
+@pytest.mark.parametrize("kind", ["png", "tiff", "tiff16", "heic", "cmyk"])
+def test_render_every_format(tmp_path, kind):
+    from photod.render import render_suggestion
+
+    pixels = photos.real_photo("coffee", scale=0.5)
+    if kind == "png":
+        source = tmp_path / "a.png"
+        Image.fromarray(pixels).save(source)
+    elif kind == "tiff":
+        source = tmp_path / "a.tif"
+        Image.fromarray(pixels).save(source, exif=photos.camera_exif())
+    elif kind == "tiff16":
+        source = tmp_path / "a.tif"
+        Image.fromarray(pixels[..., 1].astype(np.uint16) * 257).save(source)
+    elif kind == "heic":
+        source = photos.write_heic(tmp_path / "a.heic", pixels)
+    else:
+        source = tmp_path / "a.jpg"
+        Image.fromarray(pixels).convert("CMYK").save(source, quality=95)
+    before = _sha(source)
+    suggestion = make_suggestion()
+    out = render_suggestion(source, suggestion, tmp_path / "out")
+    assert _sha(source) == before
+    expected = extract(pixels, suggestion.crop)
+    with Image.open(out) as im:
+        assert im.mode == "RGB"
+        assert abs(im.size[0] - expected.shape[1]) <= 1 and abs(im.size[1] - expected.shape[0]) <= 1
+        assert im.getexif().get(0x0131, "").startswith("photod")
+        if kind == "tiff":
+            assert im.getexif().get(0x010F) == "Canon"
