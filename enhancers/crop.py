@@ -49,12 +49,19 @@ def detect_faces(image: np.ndarray) -> list[Box]:
         return []
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
-    min_face = max(20, min(h, w) // 12)
+    # Faces small enough to vanish at 360 px hardly constrain a crop; the cascade's cost grows
+    # with the pixel count, so it runs on a copy of at most 360 px on the long side.
+    scale = min(1.0, 360 / max(h, w))
+    if scale < 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    gh, gw = grey.shape
+    min_face = max(16, min(gh, gw) // 12)
     found = _cascade.detectMultiScale(
-        grey, scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face)
+        grey, scaleFactor=1.15, minNeighbors=6, minSize=(min_face, min_face)
     )
     return [
-        (x / w, y / h, (x + fw) / w, (y + fh) / h)
+        (x / gw, y / gh, (x + fw) / gw, (y + fh) / gh)
         for x, y, fw, fh in np.asarray(found).reshape(-1, 4)
     ]
 

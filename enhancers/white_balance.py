@@ -26,7 +26,7 @@ def gains_lut(gains: np.ndarray) -> np.ndarray:
     return np.stack([to_lut(linear_to_srgb(LINEAR * g)) for g in gains])
 
 
-def _linear_sample(image: np.ndarray, limit: int = 200_000) -> np.ndarray:
+def _linear_sample(image: np.ndarray, limit: int = 40_000) -> np.ndarray:
     flat = image.reshape(-1, 3)
     step = max(1, flat.shape[0] // limit)
     return LINEAR[flat[::step]]
