@@ -38,7 +38,7 @@ def compare_scores(
 
     folder = workdir / "gpu-check"
     folder.mkdir(parents=True, exist_ok=True)
-    jpegs = inputs.make_jpeg_set(size, distinct=min(photos, 12))
+    jpegs = inputs.cached_jpeg_set(workdir, size, distinct=min(photos, 12))
     paths = [jpegs.write(i, folder) for i in range(photos)]
     for name in inputs.SAMPLES:  # the untouched sample photos too, at their own size
         target = folder / f"sample_{name}.png"
@@ -76,7 +76,7 @@ def nvjpeg_rate(workdir: Path, size: tuple[int, int], count: int, batch: int) ->
     import torchvision
     from torchvision.io import decode_jpeg
 
-    jpegs = inputs.make_jpeg_set(size, distinct=4)
+    jpegs = inputs.cached_jpeg_set(workdir, size, distinct=12)
     datas = [torch.frombuffer(bytearray(jpegs.data(i)), dtype=torch.uint8) for i in range(count)]
 
     def once() -> None:

@@ -140,6 +140,25 @@ def make_jpeg_set(size: tuple[int, int], distinct: int = 12, quality: int = 92) 
     return JpegSet([encode_jpeg(camera_picture(i, size), quality) for i in range(distinct)])
 
 
+def cached_jpeg_set(
+    workdir: Path | None, size: tuple[int, int], distinct: int = 12, quality: int = 92
+) -> JpegSet:
+    """`make_jpeg_set`, kept under `<workdir>/inputs/` so later runs skip the encoding."""
+    if workdir is None:
+        return make_jpeg_set(size, distinct, quality)
+    folder = workdir / "inputs" / _key("base", w=size[0], h=size[1], d=distinct, q=quality)
+    files = [folder / f"base_{i:02d}.jpg" for i in range(distinct)]
+    if all(f.exists() for f in files):
+        return JpegSet([f.read_bytes() for f in files])
+    jpegs = make_jpeg_set(size, distinct, quality)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f, data in zip(files, jpegs.encoded, strict=True):
+        tmp = f.with_name("." + f.name)
+        tmp.write_bytes(data)
+        os.replace(tmp, f)
+    return jpegs
+
+
 def _key(kind: str, **params: object) -> str:
     return kind + "-" + "-".join(f"{k}{v}" for k, v in sorted(params.items()))
 
@@ -155,7 +174,7 @@ def jpeg_folder(
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     log.info("making %d JPEGs of %dx%d in %s", count, size[0], size[1], folder)
-    jpegs = make_jpeg_set(size, distinct)
+    jpegs = cached_jpeg_set(workdir, size, distinct)
     for i in range(count):
         jpegs.write(i, folder)
     stamp.write_text(json.dumps({"count": count, "size": size, "distinct": distinct}))

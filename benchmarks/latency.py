@@ -220,7 +220,7 @@ def run(
     model: str | None = None,
 ) -> dict[str, Any]:
     """Daemon latency (default settings, then each settle time in `settle_values`) and suggest."""
-    jpegs = inputs.make_jpeg_set(size, distinct=2)
+    jpegs = inputs.cached_jpeg_set(workdir, size, distinct=12)
     result: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "daemon": []}
     base = ["--device", device, "--batch-size", str(batch_size)]
     if model:

@@ -98,7 +98,7 @@ def run(
     """Burst `files` photos into a watched folder; peak RSS and time to index them all."""
     import shutil
 
-    jpegs = inputs.make_jpeg_set(size, distinct=min(files, 6))
+    jpegs = inputs.cached_jpeg_set(workdir, size, distinct=min(files, 12))
     folder = workdir / "burst"
     if folder.exists():
         shutil.rmtree(folder)

@@ -99,7 +99,7 @@ class Scorer:
         self.model_name = model
         self.requested_device = device
         self.batch_size = max(1, batch_size)
-        self.decode_workers = decode_workers or min(8, os.cpu_count() or 2)
+        self._decode_workers = decode_workers
         # Threads of the CPU forward pass (process-wide torch setting, applied at model load);
         # None keeps torch's default (one per core).
         self.torch_threads = torch_threads
@@ -113,6 +113,15 @@ class Scorer:
     @property
     def version(self) -> str:
         return self.spec.version
+
+    @property
+    def decode_workers(self) -> int:
+        """Decode threads: one per core on the CPU (inference shares the cores); on a GPU, which
+        needs little CPU to run the model, up to 32 so that decoding keeps up with it."""
+        if self._decode_workers:
+            return self._decode_workers
+        cores = os.cpu_count() or 2
+        return min(32, cores) if self.device.startswith("cuda") else min(8, cores)
 
     @property
     def device(self) -> str:
