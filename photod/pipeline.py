@@ -326,7 +326,7 @@ def _triage(
         return _from_row(path, "unchanged", row)
 
     for known in find_by_hash(db, digest):
-        if known["path"] == path or known["status"] != "ok":
+        if known["path"] == path or known["score"] is None or known["status"] == "error":
             continue
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
             return _adopt(known, path, st, digest, db, metadata, moved=True)
