@@ -37,28 +37,51 @@ function photodShowSuggestion(card, s, img) {
     li.textContent = photodFormatEdit(e);
     list.appendChild(li);
   });
-  if (s.angle) {
+  // Summaries for a stored suggestion that lists no steps (older ones); steps say it otherwise.
+  if (s.angle && !edits.length) {
     const li = document.createElement("li");
     li.textContent = "straighten " + Number(s.angle).toFixed(2) + "°";
     list.appendChild(li);
   }
-  if (s.exposure_ev) {
+  if (s.exposure_ev && !edits.length) {
     const li = document.createElement("li");
     li.textContent = "exposure " + (s.exposure_ev > 0 ? "+" : "") + Number(s.exposure_ev).toFixed(2) + " EV";
     list.appendChild(li);
   }
-  const cropEl = card.querySelector(".crop-box");
-  if (s.crop && cropEl) {
-    const [l, t, r, b] = s.crop;
-    cropEl.style.left = (l * 100) + "%";
-    cropEl.style.top = (t * 100) + "%";
-    cropEl.style.width = ((r - l) * 100) + "%";
-    cropEl.style.height = ((b - t) * 100) + "%";
-    // photod's box is the result's size and centre; its content is the box turned by -angle.
-    cropEl.style.transform = s.angle ? "rotate(" + (-s.angle) + "deg)" : "";
-    cropEl.hidden = false;
-  }
+  const overlay = card.querySelector(".crop-box");
+  if (s.crop && overlay && img && img.naturalWidth) photodDrawCrop(overlay, s, img);
   if (img && img.naturalWidth) photodDrawAfter(box, s, img);
+}
+
+/* The crop as photod means it, over the photo: the box's centre and size, its content turned by
+   the straightening angle; everything outside is dimmed (an SVG even-odd path). */
+function photodDrawCrop(overlay, s, img) {
+  const w = img.naturalWidth, h = img.naturalHeight;
+  const [l, t, r, b] = s.crop;
+  const cx = (l + r) / 2 * w, cy = (t + b) / 2 * h;
+  const hw = (r - l) / 2 * w, hh = (b - t) / 2 * h;
+  const a = (s.angle || 0) * Math.PI / 180, cos = Math.cos(a), sin = Math.sin(a);
+  const corners = [[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]].map(function (u) {
+    return [cx + cos * u[0] + sin * u[1], cy - sin * u[0] + cos * u[1]];
+  });
+  const ring = "M" + corners.map(function (p) { return p[0].toFixed(1) + " " + p[1].toFixed(1); })
+    .join(" L") + " Z";
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const dim = document.createElementNS(ns, "path");
+  dim.setAttribute("d", "M0 0 H" + w + " V" + h + " H0 Z " + ring);
+  dim.setAttribute("fill-rule", "evenodd");
+  dim.setAttribute("class", "dim");
+  const edge = document.createElementNS(ns, "path");
+  edge.setAttribute("d", ring);
+  edge.setAttribute("class", "edge");
+  edge.setAttribute("vector-effect", "non-scaling-stroke");
+  svg.append(dim, edge);
+  overlay.textContent = "";
+  overlay.appendChild(svg);
+  overlay.hidden = false;
 }
 
 /* The suggested crop, straightening and exposure applied to the on-screen image: a preview drawn
