@@ -478,3 +478,31 @@ def test_serve_cli_help_is_light_and_busy_port_is_clean(tmp_path: Path):
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_model_work_does_not_block_other_requests(scorer, jpeg_file: Path):
+    import threading
+
+    app = create_app(WebConfig(), scorer=scorer)
+    with TestClient(app) as client:  # one event loop serves both requests
+        answers: dict[str, int] = {}
+
+        def suggest() -> None:
+            data = jpeg_file.read_bytes()
+            answers["suggest"] = client.post(
+                "/api/suggest", files={"file": ("a.jpg", data)}
+            ).status_code
+
+        worker = threading.Thread(target=suggest)
+        worker.start()
+        limiter = app.state.photod.model_limiter
+        while limiter.borrowed_tokens == 0 and worker.is_alive():  # the search is under way
+            worker.join(0.02)
+        status = client.get("/api/status")
+        page = client.get("/")
+        # The page answered while the search was still running in its worker thread.
+        suggest_running = worker.is_alive()
+        worker.join(300)
+    assert status.status_code == 200 and page.status_code == 200
+    assert suggest_running
+    assert answers["suggest"] == 200
