@@ -116,8 +116,8 @@ class _RatingWriter:
                 result.path, info, self.mode, force=self.force, sidecar_only=self.sidecar_only
             )
         except PhotodError as exc:
-            return {"written": getattr(exc, "written", []), "skipped": None,
-                    "user_rating": None, "error": str(exc)}  # fmt: skip
+            return {"path": result.path, "written": getattr(exc, "written", []),
+                    "skipped": None, "user_rating": None, "error": str(exc)}  # fmt: skip
         return {**outcome.to_dict(), "error": None}
 
     @staticmethod
