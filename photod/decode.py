@@ -105,7 +105,9 @@ def decode_image(
         raise NotAnImageError("not an image, or a format photod cannot read", str(path)) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         message = str(exc)
-        if "truncated" in message or "broken data stream" in message or "premature" in message:
+        # Pillow says "Truncated File Read" or "image file is truncated"; match any case.
+        lowered = message.lower()
+        if "truncated" in lowered or "broken data stream" in lowered or "premature" in lowered:
             raise TruncatedImageError(
                 f"truncated or damaged image data ({message})", str(path)
             ) from exc
