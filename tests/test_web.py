@@ -62,7 +62,7 @@ def test_score_jpeg_matches_cli_scoring(client: TestClient, scorer, jpeg_file: P
     assert body["stars"] == direct.stars
     assert 1 <= body["stars"] <= 5
     assert body["model"] == scorer.version
-    assert list(upload_tmp.iterdir()) == []  # the temp upload is gone
+    assert list(upload_tmp.glob("photod-upload-*")) == []  # the temp upload is gone
 
 
 def test_score_other_formats(client: TestClient, tmp_path: Path, cat_pixels: np.ndarray):
@@ -108,7 +108,7 @@ def test_bad_uploads_get_json_4xx(client, upload_tmp, name, content, status, cod
     assert body["code"] == code
     assert name in body["error"] or code == "unsupported"
     assert str(upload_tmp) not in body["error"]
-    assert list(upload_tmp.iterdir()) == []
+    assert list(upload_tmp.glob("photod-upload-*")) == []
 
 
 def test_truncated_jpeg_is_422(client: TestClient, cat_pixels: np.ndarray):
@@ -163,7 +163,7 @@ def test_upload_size_limit(scorer, upload_tmp: Path, tmp_path: Path):
     small = _jpeg_bytes(photos.real_photo("chelsea", scale=0.5))
     response = client.post("/api/score", files={"file": ("small.jpg", small)})
     assert response.status_code == 200, response.text
-    assert list(upload_tmp.iterdir()) == []
+    assert list(upload_tmp.glob("photod-upload-*")) == []
 
 
 def test_pixel_limit(cat_pixels: np.ndarray):
