@@ -382,21 +382,33 @@ def find_links(
     timed = [i for i, r in enumerate(records) if r.captured is not None]
     timed.sort(key=lambda i: (records[i].camera, records[i].captured, records[i].path))
     window = max(config.burst_gap_s, config.bracket_gap_s, config.panorama_gap_s)
-    for pos, j in enumerate(timed):
-        rj = records[j]
-        for step, i in enumerate(reversed(timed[max(0, pos - config.lookback) : pos])):
-            ri = records[i]
-            if ri.camera != rj.camera:
-                break
-            gap = float(rj.captured - ri.captured)  # type: ignore[operator]
-            if gap > window:
-                break
-            if not (present[i] and present[j]):
-                continue
-            sim = float(matrix[i] @ matrix[j])
+    floor = min(config.burst_similarity, config.bracket_similarity, config.panorama_similarity)
+    order = np.asarray(timed, dtype=np.int64)
+    times = np.array([records[i].captured for i in timed], dtype=np.float64)
+    cameras = np.unique([records[i].camera for i in timed], return_inverse=True)[1]
+    # Each frame against its `lookback` predecessors of the same camera, vectorised per offset
+    # (10,000 photos: one pass of numpy per offset instead of 60,000 Python dot products).
+    for step in range(1, config.lookback + 1):
+        if step >= order.size:
+            break
+        a, b = order[:-step], order[step:]
+        gaps = times[step:] - times[:-step]
+        sims = np.einsum("ij,ij->i", matrix[a], matrix[b])
+        ok = (
+            (cameras[step:] == cameras[:-step])
+            & (gaps <= window)
+            & present[a]
+            & present[b]
+            & (sims >= floor)
+        )
+        for k in np.flatnonzero(ok):
+            i, j = int(a[k]), int(b[k])
             # Panoramas are chains of neighbours: a burst that follows a bird pans a little each
             # frame, so comparing frames further apart would call it a panorama.
-            link = _classify_pair(ri, rj, i, j, sim, gap, config, geometry if step == 0 else None)
+            link = _classify_pair(
+                records[i], records[j], i, j, float(sims[k]), float(gaps[k]), config,
+                geometry if step == 1 else None,
+            )  # fmt: skip
             if link is not None:
                 links.append(link)
 

@@ -250,8 +250,10 @@ def _regroup(
     ranking: RankingConfig | None,
     rank: bool,
     geometry: bool,
+    wipe_all: bool = False,
 ) -> list[RankedGroup]:
-    """Group `rows`, replace whatever groups they were in, store the new ones."""
+    """Group `rows`, replace whatever groups they were in (every group: `wipe_all`), store the
+    new ones."""
     records = [record_from_row(row) for row in rows]
     by_path = {row["path"]: row for row in rows}
     estimator = ShiftEstimator(_preview_loader(records)) if geometry else None
@@ -268,13 +270,22 @@ def _regroup(
     old_ids = {row["group_id"] for row in rows if row.get("group_id")}
     paths = [row["path"] for row in rows]
     with db.atomic():
+        if wipe_all:
+            # Also drops groups of photos since gone missing or failed.
+            db.execute("UPDATE photos SET group_id = NULL WHERE group_id IS NOT NULL")
+            db.execute("DELETE FROM cull_frames")
+            db.execute("DELETE FROM groups")
+            paths = []
+            old_ids = set()
         for start in range(0, len(paths), 500):
             part = paths[start : start + 500]
             marks = ",".join("?" * len(part))
             db.execute(f"UPDATE photos SET group_id = NULL WHERE path IN ({marks})", part)
             db.execute(f"DELETE FROM cull_frames WHERE path IN ({marks})", part)
-        for old in old_ids:
-            db.execute("DELETE FROM groups WHERE id = ?", [old])
+        old = sorted(old_ids)
+        for start in range(0, len(old), 500):
+            part = old[start : start + 500]
+            db.execute(f"DELETE FROM groups WHERE id IN ({','.join('?' * len(part))})", part)
         group_rows, frame_rows, assignments = [], [], []
         for result in results:
             group = result.group
@@ -323,10 +334,22 @@ def _regroup(
                         "updated_at": stamp,
                     }
                 )
-        db["groups"].upsert_all(group_rows, pk="id")
-        db["cull_frames"].upsert_all(frame_rows, pk="path")
+        # Plain executemany: sqlite-utils' upsert_all costs ~1.7 s per 10,000 rows here.
+        _insert_or_replace(db, "groups", group_rows)
+        _insert_or_replace(db, "cull_frames", frame_rows)
         db.conn.executemany("UPDATE photos SET group_id = ? WHERE path = ?", assignments)
     return results
+
+
+def _insert_or_replace(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    sql = (
+        f"INSERT OR REPLACE INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
 
 
 def rebuild_groups(
@@ -340,12 +363,12 @@ def rebuild_groups(
     """Regroup every scored photo of the index (or those under `folder`) from stored embeddings."""
     ensure_schema(db)
     if folder is None:
-        rows = _rows(db)
+        return _regroup(db, _rows(db), grouping, ranking, rank, geometry, wipe_all=True)
     else:
         prefix = os.path.abspath(folder).rstrip(os.sep) + os.sep
         rows = _rows(db, "substr(path, 1, ?) = ?", [len(prefix), prefix])
-    # Groups that straddle the folder boundary are regrouped whole.
-    rows = _with_group_mates(db, rows)
+        # Groups that straddle the folder boundary are regrouped whole.
+        rows = _with_group_mates(db, rows)
     return _regroup(db, rows, grouping, ranking, rank, geometry)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -167,8 +168,10 @@ def test_index_groups_full_and_incremental_agree(cull_files, tmp_path, scorer) -
     incremental = load_groups(db)
 
     # A full rebuild from scratch on a copy of the same index (groups wiped first).
-    db.conn.commit()
-    shutil.copy2(tmp_path / "incremental.db", tmp_path / "full.db")
+    # SQLite's backup API: a plain file copy would miss what is still in the WAL.
+    target = sqlite3.connect(tmp_path / "full.db")
+    db.conn.backup(target)
+    target.close()
     full_db = open_index(tmp_path / "full.db")
     with full_db.atomic():
         full_db.execute("DELETE FROM groups")
