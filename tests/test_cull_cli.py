@@ -208,3 +208,31 @@ def test_index_groups_full_and_incremental_agree(cull_files, tmp_path, scorer) -
 def test_group_needs_a_path_or_all(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["group", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2 and "PATH or --all" in result.output
+
+
+def test_heic_and_raw_frames_join_a_jpeg_burst(tmp_path) -> None:
+    import pillow_heif
+
+    from tests.photos import real_photo, write_dng
+
+    pillow_heif.register_heif_opener()
+    folder = tmp_path / "card"
+    folder.mkdir()
+    scene = real_photo("astronaut")
+    clean = cull_set.crop(scene, 16, 16, 480, 480)
+    cull_set.save_jpeg(folder / "f0.jpg", clean, cull_set.shot_exif(cull_set._t(0)))
+    shut = cull_set.crop(cull_set.close_eyes(scene), 14, 18, 480, 480)
+    Image.fromarray(shut).save(
+        folder / "f1.heic", format="HEIF", quality=90,
+        exif=cull_set.shot_exif(cull_set._t(0.2)).tobytes(),
+    )  # fmt: skip
+    # The camera's RAW of the first frame: no capture time reaches the index from a DNG here,
+    # so it joins as a near-duplicate.
+    write_dng(folder / "f0.dng", clean)
+    code, lines = _run("cull", str(folder), "--json")
+    assert code == 0
+    groups = [line for line in lines if "kind" in line]
+    assert len(groups) == 1 and groups[0]["size"] == 3
+    photos = {Path(p["path"]).name: p for p in groups[0]["photos"]}
+    assert photos["f1.heic"]["eyes"] == "closed" and photos["f1.heic"]["reject"]
+    assert not photos["f1.heic"]["best"]
