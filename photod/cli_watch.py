@@ -200,7 +200,10 @@ def watch(
     )
 
     def on_result(outcome: Any) -> None:
-        emit_json(outcome.to_dict())
+        row = outcome.to_dict()
+        # A file name that is not UTF-8 still prints, with its odd bytes escaped.
+        row["path"] = os.fsencode(row["path"]).decode("utf-8", "backslashreplace")
+        emit_json(row)
         sys.stdout.flush()
 
     daemon = Daemon(

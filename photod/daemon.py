@@ -120,6 +120,10 @@ class _Handler:
         if event.is_directory:
             if kind in ("deleted", "moved"):
                 self.daemon.note_folder_gone(src)
+            if kind in ("created", "moved"):
+                new = os.fsdecode(event.dest_path) if kind == "moved" else src
+                if new and not is_ignored(new, self.root):
+                    log.info("skipped %s: a folder, not a photo (its contents are watched)", new)
             return
         if kind == "moved":
             dest = os.fsdecode(event.dest_path)
@@ -534,7 +538,10 @@ class Daemon:
         elif outcome.action == "error":
             log.warning("error: %s", outcome.error)
         if self.on_result is not None and outcome.action != "unchanged":
-            self.on_result(outcome)
+            try:
+                self.on_result(outcome)
+            except Exception:  # a reporting problem (closed pipe, odd name) must not stop work
+                log.exception("cannot report the result for %r", outcome.path)
 
     def _summary(self, elapsed: float, before: dict[str, int]) -> None:
         done = sum(self.stats[k] - before.get(k, 0) for k in ("scored", "moved", "copied"))

@@ -284,6 +284,13 @@ def _triage(
     from photod.decode import is_supported
 
     try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (an old camera or a Windows card): SQLite text cannot hold the
+        # name, so the index could never remember this file.
+        log.warning("skipped %r: the file name is not valid UTF-8; rename the file", path)
+        return ProcessedPhoto(path, "skipped", error="file name is not UTF-8", error_code="name")
+    try:
         st = os.stat(path)
     except FileNotFoundError:
         if get_by_path(db, path) is not None and mark_missing(db, [path]):
