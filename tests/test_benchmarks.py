@@ -70,12 +70,14 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     assert throughput["score_difference_vs_naive"]["max_abs"] < 0.5
     # The last photod run really wrote ratings (exiftool reads them) and an index row each.
     folder = tmp_path / "runs" / "photod"
-    ratings = subprocess.run(
-        ["exiftool", "-s3", "-XMP:Rating", *map(str, sorted(folder.glob("*.jpg")))],
+    out = subprocess.run(
+        ["exiftool", "-j", "-XMP:Rating", *map(str, sorted(folder.glob("*.jpg")))],
         capture_output=True,
         text=True,
-    ).stdout.split()
-    assert len(ratings) == 6
+        check=True,
+    ).stdout
+    ratings = [tags.get("Rating") for tags in json.loads(out)]
+    assert len(ratings) == 6 and all(isinstance(r, int) and -1 <= r <= 5 for r in ratings)
     db = sqlite3.connect(tmp_path / "runs" / "photod-0.db")
     assert db.execute("SELECT count(*) FROM photos WHERE status = 'ok'").fetchone()[0] == 6
     assert results["scoring"]["max_score_difference_between_configs"] < 1e-3
