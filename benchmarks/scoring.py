@@ -16,7 +16,7 @@ from benchmarks import common, inputs
 
 
 def parse_configs(text: str) -> list[tuple[int, int, int]]:
-    """`32:2:2,64:1:2` -> [(batch, torch_threads, decode_workers), ...]."""
+    """`32:2:2,64:0:2` -> [(batch, torch_threads, decode_workers), ...]; 0 threads = automatic."""
     configs = []
     for part in text.split(","):
         batch, threads, workers = (int(v) for v in part.split(":"))
@@ -35,12 +35,11 @@ def run(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     import numpy as np
-    import torch
 
     from photod.scoring import DEFAULT_MODEL, Scorer
 
     cores = 2 if device == "cpu" else 8
-    configs = configs or [(batch_size, torch.get_num_threads(), cores)]
+    configs = configs or [(batch_size, 0, cores)]
     files = inputs.photo_files(inputs.jpeg_folder(workdir, photos, size))
     rates: dict[str, list[float]] = {}
     scores: dict[str, np.ndarray] = {}
@@ -52,7 +51,7 @@ def run(
                 device=device,
                 batch_size=batch,
                 decode_workers=workers,
-                torch_threads=threads,
+                torch_threads=threads or None,  # 0: photod's automatic choice
             )
             scorer.score_pixels([np.zeros((224, 224, 3), np.uint8)] * min(batch, 8))
             start = time.perf_counter()

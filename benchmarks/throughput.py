@@ -163,6 +163,12 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_mode: str) -> di
     return stages
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -225,6 +231,8 @@ def run(
             "batch_size": batch_size,
             "write_mode": write_mode,
             "decode_workers": scorer.decode_workers,
+            "torch_threads": scorer.torch_threads or "auto",
+            "torch_threads_default": _torch_threads(),
         },
         "photod_photos_per_s": photod_stat,
         "naive_photos_per_s": naive_stat,
