@@ -297,7 +297,7 @@ def roi_scores(
 
     parameter = next(net.parameters())
     x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
-    box_t = torch.tensor(np.asarray(boxes, dtype=np.float64), dtype=torch.float64)
+    box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     with torch.inference_mode():
         h = backbone.bn1(backbone.conv_stem(x))
         maps = []
@@ -307,43 +307,47 @@ def roi_scores(
         head_map = backbone.bn2(backbone.conv_head(h))
         pooled = []
         for fmap in maps:
-            mean, std = _window_stats(fmap[0].double().cpu(), box_t)
+            mean, std = window_stats(fmap[0].float().cpu().numpy(), box_array)
             pooled += [mean, std]
-        pooled.append(_window_stats(head_map[0].double().cpu(), box_t)[0])
-        features = torch.cat(pooled, dim=1).to(parameter.device, dtype=parameter.dtype)
-        scores = head(features)
+        pooled.append(window_stats(head_map[0].float().cpu().numpy(), box_array, std=False)[0])
+        features = torch.from_numpy(np.concatenate(pooled, axis=1).astype(np.float32))
+        scores = head(features.to(parameter.device, dtype=parameter.dtype))
     return scores.float().cpu().numpy()
 
 
-def _window_stats(fmap: Any, boxes: Any) -> tuple[Any, Any]:
-    """Per-window mean and std [N, C] of a [C, H, W] map for boxes [N, 4] in fractions."""
-    import torch
+def window_stats(
+    fmap: np.ndarray, boxes: np.ndarray, std: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-window mean and std [N, C] of a [C, H, W] feature map for boxes [N, 4] in fractions.
 
+    NumPy, not torch: these are hundreds of tiny gathers, and torch's intra-op threads cost more
+    in synchronisation than the work itself (measured 6 s vs milliseconds on a loaded 2-core
+    machine).
+    """
     c, h, w = fmap.shape
-    s1 = torch.nn.functional.pad(fmap.cumsum(1).cumsum(2), (1, 0, 1, 0))
-    s2 = torch.nn.functional.pad((fmap * fmap).cumsum(1).cumsum(2), (1, 0, 1, 0))
-    x0, y0 = boxes[:, 0] * w, boxes[:, 1] * h
-    x1, y1 = boxes[:, 2] * w, boxes[:, 3] * h
+    x = np.ascontiguousarray(fmap.transpose(1, 2, 0), dtype=np.float64)  # [H, W, C]
+    planes = np.concatenate([x, x * x], axis=2) if std else x
+    # Summed-area table with a zero row and column in front: table[y, x] = sum of [0:y, 0:x].
+    table = np.zeros((h + 1, w + 1, planes.shape[2]), np.float64)
+    table[1:, 1:] = planes.cumsum(0).cumsum(1)
+    x0, x1 = boxes[:, 0] * w, boxes[:, 2] * w
+    y0, y1 = boxes[:, 1] * h, boxes[:, 3] * h
 
-    def at(table: Any, x: Any, y: Any) -> Any:
-        # Bilinear read of the (H+1)x(W+1) integral table at continuous (x, y).
-        xi = x.floor().clamp(0, w - 1).long()
-        yi = y.floor().clamp(0, h - 1).long()
-        fx = (x - xi).clamp(0, 1)
-        fy = (y - yi).clamp(0, 1)
-        v00 = table[:, yi, xi]
-        v01 = table[:, yi, xi + 1]
-        v10 = table[:, yi + 1, xi]
-        v11 = table[:, yi + 1, xi + 1]
-        top = v00 * (1 - fx) + v01 * fx
-        bottom = v10 * (1 - fx) + v11 * fx
-        return (top * (1 - fy) + bottom * fy).T  # [N, C]
+    def at(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        # Bilinear read of the table at continuous (x, y): exact for piecewise-constant maps.
+        xi = np.clip(np.floor(px), 0, w - 1).astype(np.intp)
+        yi = np.clip(np.floor(py), 0, h - 1).astype(np.intp)
+        fx = np.clip(px - xi, 0, 1)[:, None]
+        fy = np.clip(py - yi, 0, 1)[:, None]
+        top = table[yi, xi] * (1 - fx) + table[yi, xi + 1] * fx
+        bottom = table[yi + 1, xi] * (1 - fx) + table[yi + 1, xi + 1] * fx
+        return top * (1 - fy) + bottom * fy
 
-    def box_sum(table: Any) -> Any:
-        return at(table, x1, y1) - at(table, x0, y1) - at(table, x1, y0) + at(table, x0, y0)
-
-    area = ((x1 - x0) * (y1 - y0)).clamp(min=1.0)[:, None]
-    total, squares = box_sum(s1), box_sum(s2)
-    mean = total / area
-    var = ((squares - total * mean) / (area - 1).clamp(min=1e-3)).clamp(min=0)
-    return mean.float(), var.sqrt().float()
+    sums = at(x1, y1) - at(x0, y1) - at(x1, y0) + at(x0, y0)
+    area = np.maximum((x1 - x0) * (y1 - y0), 1.0)[:, None]
+    mean = sums[:, :c] / area
+    if not std:
+        return mean, None
+    # Unbiased, like torch.std over the window's cells.
+    var = (sums[:, c:] - sums[:, :c] * mean) / np.maximum(area - 1, 1e-3)
+    return mean, np.sqrt(np.maximum(var, 0.0))

@@ -361,3 +361,22 @@ def test_render_every_format(tmp_path, kind):
         assert im.getexif().get(0x0131, "").startswith("photod")
         if kind == "tiff":
             assert im.getexif().get(0x010F) == "Canon"
+
+
+def test_window_stats_equal_direct_mean_and_std_over_the_window():
+    from photod.suggest import window_stats
+
+    rng = np.random.default_rng(3)
+    fmap = rng.normal(2.0, 1.5, size=(5, 12, 16)).astype(np.float32)
+    # Boxes on cell boundaries (exact windows) and one covering the whole map.
+    boxes = np.array([[0, 0, 1, 1], [0.25, 0.5, 0.75, 1.0], [0.125, 0.25, 0.5, 0.75]])
+    mean, std = window_stats(fmap, boxes)
+    for (left, t, r, b), m, s in zip(boxes, mean, std, strict=True):
+        window = fmap[:, round(t * 12) : round(b * 12), round(left * 16) : round(r * 16)]
+        flat = window.reshape(5, -1).astype(np.float64)
+        assert np.allclose(m, flat.mean(axis=1), atol=1e-5)
+        assert np.allclose(s, flat.std(axis=1, ddof=1), atol=1e-4)
+    # A fractional window is the area-weighted blend of the cells it covers.
+    half = window_stats(fmap, np.array([[0, 0, 1.5 / 16, 1 / 12]]), std=False)[0][0]
+    expected = (fmap[:, 0, 0] + 0.5 * fmap[:, 0, 1]) / 1.5
+    assert np.allclose(half, expected, atol=1e-5)
