@@ -492,8 +492,19 @@ class Daemon:
                 self._summary(now - last_summary, last_counts)
                 last_summary, last_counts = now, dict(self.stats)
             if self.once and not batch and self._idle():
+                self._finish_temp_rechecks()
                 break
         self._summary(max(time.monotonic() - last_summary, 1e-9), last_counts)
+
+    def _finish_temp_rechecks(self) -> None:
+        """--once: temp files too young to remove at the scan are looked at again before exit
+        (a crashed run's leftovers must not outlive the catch-up that follows it)."""
+        deadline = time.monotonic() + 3 * TEMP_GRACE_SECONDS  # a live writer may keep making more
+        while self._temp_rechecks and not self._stop.is_set() and time.monotonic() < deadline:
+            wait = min(self._temp_rechecks.values()) - time.monotonic()
+            if wait > 0:
+                self._stop.wait(wait)
+            self._housekeeping()
 
     def _take_batch(self) -> list[str]:
         """Up to a few model batches of ready paths; waits briefly so a burst fills a batch."""
