@@ -48,7 +48,7 @@ DEFAULT_CHECKPOINTS = REPO / ".cache" / "checkpoints" / "v2"
 
 
 def build_tail(init_model: str = "photod-aesthetic-v1"):
-    """An AestheticNet whose head is `init_model`'s, or a fresh head if those weights are absent."""
+    """(AestheticNet with `init_model`'s weights, True) or (fresh head, False) if they are absent."""
     from photod.models.aesthetic import AestheticNet, load_weights
     from photod.models.registry import get_model_spec
 
@@ -58,9 +58,27 @@ def build_tail(init_model: str = "photod-aesthetic-v1"):
         if spec.weights is not None and spec.weights.exists():
             load_weights(net, spec.weights)
             log.info("head initialised from %s", init_model)
+            return net, True
+        log.warning("weights of %s are missing; fresh head", init_model)
     except Exception as exc:  # a missing start point only means a cold start
         log.warning("cannot start from %s (%s); fresh head", init_model, exc)
-    return net
+    return net, False
+
+
+def standardise_head(net, maps: np.ndarray, stats: np.ndarray) -> None:
+    """Set a fresh head's feature mean/std buffers from (up to 2000) training rows."""
+    import torch
+
+    from photod.training.features import tail_forward
+
+    with torch.inference_mode():
+        m = torch.from_numpy(maps[:2000]).float()
+        s = torch.from_numpy(stats[:2000])
+        features = tail_forward(net.backbone, torch.nn.Identity(), m, s)[0]
+    net.head.feature_mean.copy_(features.mean(0))
+    std = features.std(0)
+    # Features that hardly vary in the training rows would blow up once standardised.
+    net.head.feature_std.copy_(std.clamp_min(float(std.median()) * 0.05 + 1e-6))
 
 
 def trainable_groups(net, backbone_lr: float, head_lr: float) -> list[dict[str, Any]]:
@@ -130,6 +148,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
+    torch.set_flush_denormal(True)  # denormals in small gradients slow CPUs down many times
     samples = para_dataset(split="all")
     targets = np.array([s.target for s in samples], np.float32)
     is_val = np.array([session_split(s.group) == "val" for s in samples])
@@ -157,8 +176,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     pairs = {k: v[usable] for k, v in pairs.items()}
     pair_base = pair_base[usable]
     log.info("%d train, %d val images, %d pairs", len(train_idx), len(val_idx), len(pair_base))
+    if len(pair_base) == 0 or len(train_idx) < args.batch_size:
+        raise SystemExit("not enough cached training images or pairs to train on")
 
-    net = build_tail(args.init).to(device)
+    torch.manual_seed(args.seed)  # the fresh head's initialisation must not depend on the caches
+    net, warm = build_tail(args.init)
+    if not warm:
+        standardise_head(net, maps[train_idx], stats[train_idx])
+    net = net.to(device)
     groups = trainable_groups(net, args.backbone_lr, args.head_lr)
     optimiser = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_idx) // args.batch_size
@@ -181,7 +206,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         history, step = state["history"], state["step"]
+        torch.set_rng_state(state["rng"])
         log.info("resumed from %s at step %d", resume_from, step)
+    else:
+        # Building backbones above drew from the global generator (timm initialises layers before
+        # the weights are loaded), more or less depending on what was cached: re-seed for dropout.
+        torch.manual_seed(args.seed)
 
     def save(tag_step: int) -> None:
         state = {
@@ -190,6 +220,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "schedule": schedule.state_dict(),
             "history": history,
             "step": tag_step,
+            "rng": torch.get_rng_state(),
             "args": {k: str(v) for k, v in vars(args).items()},
         }
         path = args.checkpoints / f"step-{tag_step:06d}.pt"
@@ -246,10 +277,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             optimiser.step()
             schedule.step()
             step += 1
-            running["mse"] += float(mse)
-            running["pair"] += float(pair)
+            running["mse"] += float(mse.detach())
+            running["pair"] += float(pair.detach())
             running["n"] += 1
-            bar.set_postfix(mse=f"{running['mse'] / running['n']:.4f}", pair=f"{float(pair):.3f}")
+            bar.set_postfix(
+                mse=f"{running['mse'] / running['n']:.4f}", pair=f"{running['pair']:.3f}"
+            )
             if step % 25 == 0:
                 history["steps"].append(
                     {

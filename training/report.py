@@ -40,32 +40,37 @@ VAL_PAIR_PHOTOS = 150
 
 
 def learning_curves_png(history: dict[str, Any], out: Path) -> None:
-    """Fig. 3: training loss per step and validation SRCC/accuracy/pair accuracy per epoch."""
+    """Fig. 3: training losses per epoch of every head; validation metrics of the first head."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
-    steps = history.get("steps", [])
-    if steps:
-        x = [s["step"] for s in steps]
-        axes[0].plot(x, [s["mse"] for s in steps], label="MSE (PARA means)", lw=1)
-        axes[0].plot(x, [s["pair"] for s in steps], label="pair margin loss", lw=1)
-        axes[0].set_xlabel("step")
-        axes[0].set_title("training loss")
-        axes[0].legend(fontsize=8)
-    epochs = history.get("epochs", [])
-    if epochs:
-        e = [r["epoch"] for r in epochs]
-        axes[1].plot(e, [r["srcc"] for r in epochs], "o-", label="val SRCC")
-        axes[1].plot(e, [r["train_srcc"] for r in epochs], "o--", label="train SRCC")
-        axes[1].plot(
-            e, [r["top_bottom_accuracy"] for r in epochs], "s-", label="val top/bottom acc"
+    for k, curve in enumerate(history.get("curves", [])):
+        e = [r["epoch"] for r in curve]
+        style = "-" if k == 0 else ":"
+        axes[0].plot(
+            e, [r["mse"] for r in curve], "C0" + style, lw=1, label="MSE" if not k else None
         )
-        axes[1].plot(e, [r["train_pair_accuracy"] for r in epochs], "^-", label="train pair acc")
-        axes[1].set_xlabel("epoch (0 = start point, v1 head)")
-        axes[1].set_title("validation")
+        axes[0].plot(
+            e, [r["pair"] for r in curve], "C1" + style, lw=1, label="pair" if not k else None
+        )
+        axes[0].plot(
+            e, [r["rank"] for r in curve], "C2" + style, lw=1, label="rank" if not k else None
+        )
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title("training losses (dotted: other ensemble members)")
+    axes[0].legend(fontsize=8)
+    first = [r for r in (history.get("curves") or [[]])[0] if "srcc" in r]
+    if first:
+        e = [r["epoch"] for r in first]
+        axes[1].plot(e, [r["srcc"] for r in first], "o-", label="val SRCC")
+        axes[1].plot(e, [r["train_srcc"] for r in first], "o--", label="train SRCC")
+        axes[1].plot(e, [r["top_bottom_accuracy"] for r in first], "s-", label="val top/bottom acc")
+        axes[1].plot(e, [r["val_pair_accuracy"] for r in first], "^-", label="val pair acc")
+        axes[1].set_xlabel("epoch")
+        axes[1].set_title("validation (first head)")
         axes[1].legend(fontsize=8)
         axes[1].grid(alpha=0.3)
     fig.tight_layout()
@@ -108,26 +113,8 @@ def markdown_table(rows: dict[str, dict[str, Any]], columns: list[tuple[str, str
 # --- The run ---------------------------------------------------------------------------------------
 
 
-def tail_scores(model: str, maps: np.ndarray, stats: np.ndarray, features_only: bool = False):
-    """Scores (or frozen MLSP features) of trunk rows through a registered model's tail."""
-    import torch
-
-    from photod.models import load_model
-    from photod.training.features import tail_forward
-
-    net = load_model(model, device="cpu")
-    head = torch.nn.Identity() if features_only else net.head
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(maps), 256):
-            m = torch.from_numpy(maps[i : i + 256]).float()
-            s = torch.from_numpy(stats[i : i + 256])
-            out.append(tail_forward(net.backbone, head, m, s)[0].float().numpy())
-    return np.concatenate(out)
-
-
 def frozen_features(maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """ImageNet (frozen) MLSP features of trunk rows."""
+    """ImageNet (frozen) MLSP features of trunk rows: stages 5-6 and the head conv run here."""
     import torch
 
     from photod.models.backbone import build_backbone
@@ -136,11 +123,64 @@ def frozen_features(maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
     backbone = build_backbone()
     out = []
     with torch.inference_mode():
-        for i in range(0, len(maps), 256):
-            m = torch.from_numpy(maps[i : i + 256]).float()
-            s = torch.from_numpy(stats[i : i + 256])
+        for i in range(0, len(maps), 128):
+            m = torch.from_numpy(maps[i : i + 128]).float()
+            s = torch.from_numpy(stats[i : i + 128])
             out.append(tail_forward(backbone, torch.nn.Identity(), m, s)[0].numpy())
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, 2848), np.float32)
+
+
+def val_pair_choice(samples: list[Any], va: np.ndarray) -> np.ndarray:
+    """The good validation photos (above the validation median) that get degraded, seeded."""
+    y = np.array([samples[i].target for i in va])
+    good = va[y > np.median(y)]
+    return np.sort(np.random.default_rng(0).permutation(good)[:VAL_PAIR_PHOTOS])
+
+
+def val_pair_features(
+    features: np.ndarray, samples: list[Any], va: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """(frozen features of the chosen originals, of their degraded versions, labels, origin)."""
+    from photod.decode import decode_image
+    from photod.training.evaluate import pair_images
+    from photod.training.features import extract_trunk
+
+    chosen = val_pair_choice(samples, va)
+    frozen_cache = CACHE / f"para-valpairs-frozen-{VAL_PAIR_PHOTOS}.npz"
+    trunk_cache = CACHE / f"para-valpairs-trunk5-{VAL_PAIR_PHOTOS}.npz"
+    n_kinds = len(pair_images([np.zeros((8, 8, 3), np.uint8)])[1])
+    labels = pair_images([np.zeros((8, 8, 3), np.uint8)])[1] * len(chosen)
+    origin = [i for i in range(len(chosen)) for _ in range(n_kinds)]
+    if frozen_cache.exists():
+        deg = np.load(frozen_cache)["features"]
+    else:
+        if trunk_cache.exists():
+            data = np.load(trunk_cache)
+            maps, stats = data["maps"], data["stats"]
+        else:
+            originals = [decode_image(samples[i].path).pixels for i in chosen]
+            maps, stats = extract_trunk(pair_images(originals)[0], batch_size=32, desc="val pairs")
+            np.savez(trunk_cache, maps=maps, stats=stats)
+        deg = frozen_features(maps, stats)
+        np.savez(frozen_cache, features=deg)
+    return features[chosen], deg, labels, origin
+
+
+def head_scores(model: str, rows: np.ndarray) -> np.ndarray:
+    """Scores of frozen-feature rows by a head-only model (its backbone is the ImageNet one)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from photod.models.aesthetic import AestheticNet, load_weights
+    from photod.models.registry import get_model_spec
+
+    spec = get_model_spec(model)
+    if any(k.startswith("backbone.") for k in load_file(str(spec.weights))):
+        raise SystemExit(f"{model} has a fine-tuned backbone; its scores need the trunk path")
+    net = AestheticNet(backbone=torch.nn.Identity())
+    load_weights(net, spec.weights)
+    with torch.inference_mode():
+        return net.head.eval()(torch.from_numpy(rows).float()).numpy()
 
 
 def run(out: Path, models: list[str]) -> dict[str, Any]:
@@ -153,7 +193,7 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         run_baselines,
         score_report,
     )
-    from photod.training.features import cached_features, extract_trunk, sharded_trunk
+    from photod.training.features import cached_features
 
     out.mkdir(parents=True, exist_ok=True)
     samples = para_dataset(split="all")
@@ -163,41 +203,27 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     log.info("loading caches")
     frozen, _ = cached_features(paths, CACHE / "para-imagenet.npz")
-    maps, stats, have = sharded_trunk(paths, CACHE / "para-trunk5", first=va, compute=False)
-    if not have[va].all():
-        raise SystemExit("trunk cache lacks validation images: run training/finetune.py first")
     hand_cache = CACHE / "para-handcrafted.npz"
     if hand_cache.exists():
         hand = np.load(hand_cache)["hand"]
     else:
         hand = handcrafted_matrix([decode_image(p).pixels for p in paths])
         np.savez(hand_cache, hand=hand)
-
-    # Synthetic pairs on good validation photos, fixed evaluation strengths.
-    val_y = y[va]
-    good = va[val_y > np.median(val_y)]
-    chosen = np.sort(np.random.default_rng(0).permutation(good)[:VAL_PAIR_PHOTOS])
-    pair_cache = CACHE / f"para-valpairs-trunk5-{VAL_PAIR_PHOTOS}.npz"
+    chosen = val_pair_choice(samples, va)
+    val_orig, val_deg, labels, origin = val_pair_features(frozen, samples, va)
     originals = [decode_image(paths[i]).pixels for i in chosen]
-    degraded, labels, origin = pair_images(originals)
-    if pair_cache.exists():
-        data = np.load(pair_cache)
-        pmaps, pstats = data["maps"], data["stats"]
-    else:
-        pmaps, pstats = extract_trunk(degraded, batch_size=32, desc="val pairs")
-        np.savez(pair_cache, maps=pmaps, stats=pstats)
+    degraded = pair_images(originals)[0]
     hand_deg = handcrafted_matrix(degraded)
-    frozen_deg = frozen_features(pmaps, pstats)
 
     rows: dict[str, dict[str, Any]] = {}
     pairs: dict[str, dict[str, float]] = {}
     val_pred: dict[str, np.ndarray] = {}
     for name in models:
-        pred = tail_scores(name, maps[va], stats[va])
+        pred = head_scores(name, frozen[va])
         val_pred[name] = pred
         rows[name] = score_report(pred, y[va])
-        orig = tail_scores(name, maps[chosen], stats[chosen])
-        pairs[name] = pair_accuracy(orig, tail_scores(name, pmaps, pstats), labels, origin)
+        po, pd = head_scores(name, val_orig), head_scores(name, val_deg)
+        pairs[name] = pair_accuracy(po, pd, labels, origin)
 
     log.info("baselines")
     base_rows, extra = run_baselines(
@@ -208,8 +234,8 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         hand[tr],
         hand[va],
         extra_test={
-            "orig_frozen": frozen[chosen],
-            "deg_frozen": frozen_deg,
+            "orig_frozen": val_orig,
+            "deg_frozen": val_deg,
             "orig_hand": hand[chosen],
             "deg_hand": hand_deg,
         },  # fmt: skip
@@ -221,12 +247,19 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         pairs[name] = pair_accuracy(orig, extra[f"deg_{kind}"][name], labels, origin)
 
     checks = end_to_end_check(models[0], [paths[i] for i in chosen[:32]], degraded, origin)
-    checks["tail_val_srcc"] = rows[models[0]]["srcc"]
-    best = models[0]
-    order = np.argsort(val_pred[best])
+    checks["cached_pair_accuracy_same_photos"] = float(
+        np.mean(
+            [
+                head_scores(models[0], val_orig[o : o + 1])[0] > s
+                for o, s in zip(origin, head_scores(models[0], val_deg), strict=True)
+                if o < 32
+            ]
+        )
+    )
+    order = np.argsort(val_pred[models[0]])
     contact_sheet([paths[va[i]] for i in order[::-1][:100]], out / "best-100.png")
     contact_sheet([paths[va[i]] for i in order[:100]], out / "worst-100.png")
-    history_path = REPO / ".cache" / "checkpoints" / "v2" / "history.json"
+    history_path = REPO / ".cache" / "checkpoints" / "v2-head" / "history.json"
     if history_path.exists():
         history = json.loads(history_path.read_text())
         learning_curves_png(history, out / "learning-curves.png")
