@@ -66,10 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--photos", type=int, default=200, help="JPEGs for throughput")
     parser.add_argument("--naive-photos", type=int, default=40, help="JPEGs the naive run uses")
     parser.add_argument("--size", type=parse_size, default=(6000, 4000), help="JPEG size WxH")
-    parser.add_argument("--write-mode", default="auto", help="rating write mode (photod's modes)")
+    parser.add_argument(
+        "--write-mode",
+        default="auto,sidecar",
+        help="rating write modes for throughput, comma-separated; the first is the headline",
+    )
     parser.add_argument("--samples", type=int, default=5, help="photos per daemon latency figure")
     parser.add_argument("--burst-files", type=int, default=2000)
-    parser.add_argument("--burst-size", type=parse_size, default=None, help="default: --size")
+    parser.add_argument(
+        "--burst-size",
+        type=parse_size,
+        default=(3000, 2000),
+        help="burst photo size (default 6 MP: 2,000 x 24 MP is 16 GB to write, then rewrite)",
+    )
     parser.add_argument(
         "--configs",
         default=None,
@@ -83,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 def quick(args: argparse.Namespace) -> None:
     """Small enough for a unit test on a busy 2-core machine, big enough to exercise every path."""
     args.size = (640, 427)
-    args.burst_size = None
+    args.burst_size = args.size
+    args.write_mode = args.write_mode.split(",")[0]
     args.photos = min(args.photos, 6)
     args.naive_photos = min(args.naive_photos, 2)
     args.runs = 1
@@ -126,8 +136,7 @@ def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "memory":
         from benchmarks import memory
 
-        size = args.burst_size or args.size
-        return memory.run(workdir, files=args.burst_files, size=size, **common_kw)
+        return memory.run(workdir, files=args.burst_files, size=args.burst_size, **common_kw)
     if name == "formats":
         from benchmarks import formats
 

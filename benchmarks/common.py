@@ -112,15 +112,37 @@ def fmt_stat(stat: dict[str, Any] | None, unit: str = "") -> str:
 
 
 def fresh_copy(source: Path, dest: Path, names: Sequence[str] | None = None) -> Path:
-    """Copy `source`'s files (or only `names`) into an empty `dest` and flush them to disk, so a
-    timed run neither finds ratings written by the previous run nor pays for its write-back."""
+    """Hard links to `source`'s files (or only `names`) in an empty `dest`, so that a timed run
+    never finds ratings written by an earlier one.
+
+    Links cost no disk I/O (on this 129 MB/s disk, copying and flushing 1.6 GB of photos took
+    longer than the run it prepared). They are safe because photod never opens a photo for
+    writing: a rating goes into a temp copy that replaces the path (`os.replace`), which leaves
+    the other link, the cached input, untouched; `check_unchanged` verifies that after each run.
+    Falls back to copying where links are impossible (another file system).
+    """
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     for name in names if names is not None else sorted(p.name for p in source.iterdir()):
-        shutil.copyfile(source / name, dest / name)
+        try:
+            os.link(source / name, dest / name)
+        except OSError:
+            shutil.copyfile(source / name, dest / name)
     sync()
     return dest
+
+
+def stat_signature(paths: Sequence[Path]) -> list[tuple[int, int]]:
+    return [(os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+
+
+def check_unchanged(paths: Sequence[Path], before: list[tuple[int, int]]) -> None:
+    """Raise if a cached input changed (it would make every later measurement wrong)."""
+    if stat_signature(paths) != before:
+        raise RuntimeError(
+            "benchmark inputs were modified in place; delete the inputs folder and run again"
+        )
 
 
 def sync() -> None:

@@ -102,7 +102,7 @@ def naive_run(paths: list[Path], scorer: Any, db_path: Path, write_mode: str) ->
     return {"seconds": seconds, "scores": scores}
 
 
-def breakdown(paths: list[Path], scorer: Any, work: Path, write_mode: str) -> dict[str, Any]:
+def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]) -> dict[str, Any]:
     """Milliseconds per photo of each stage alone, on `paths` (photod's path and the naive one)."""
     import torch
     from PIL import Image, ImageOps
@@ -140,12 +140,13 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_mode: str) -> di
     seconds, _ = common.time_call(lambda: [file_hash(str(p)) for p in paths])
     per_photo("content_hash", seconds)
 
-    copies = common.fresh_copy(paths[0].parent, work / "breakdown", [p.name for p in paths])
     info = metadata.RatingInfo(score=3.0, stars=3, model=scorer.version, scored_at=now_iso())
-    seconds, _ = common.time_call(
-        lambda: [metadata.write_rating(str(copies / p.name), info, mode=write_mode) for p in paths]
-    )
-    per_photo(f"write_rating_{write_mode}", seconds)
+    for mode in write_modes:
+        copies = common.fresh_copy(paths[0].parent, work / "breakdown", [p.name for p in paths])
+        seconds, _ = common.time_call(
+            lambda: [metadata.write_rating(str(copies / p.name), info, mode=mode) for p in paths]  # noqa: B023
+        )
+        per_photo(f"write_rating_{mode}", seconds)
     db = open_index(work / "breakdown" / "index.db")
     rows = [{"path": str(copies / p.name), "status": "ok", "score": 3.0, "stars": 3} for p in paths]
     seconds, _ = common.time_call(lambda: [upsert_photo(db, row) for row in rows])
@@ -176,6 +177,54 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def measure_mode(
+    files: list[Path],
+    naive_files: list[Path],
+    scorer: Any,
+    work: Path,
+    runs: int,
+    write_mode: str,
+) -> dict[str, Any]:
+    """photod and naive photos/s with one write mode, `runs` times each, interleaved."""
+    source = files[0].parent
+    before = common.stat_signature(files)
+    photod_rates, naive_rates, actions = [], [], {}
+    fast_scores: dict[str, float] = {}
+    naive_scores: dict[str, float] = {}
+    for i in range(runs):
+        # Interleaved, so drifting machine load hits both pipelines alike.
+        folder = common.fresh_copy(source, work / "photod", [p.name for p in files])
+        db = work / f"photod-{write_mode}-{i}.db"
+        result = photod_run([folder / p.name for p in files], scorer, db, write_mode)
+        photod_rates.append(len(files) / result["seconds"])
+        actions, fast_scores = result["actions"], result["scores"]
+        log.info("photod %s run %d: %.2f photos/s %s", write_mode, i, photod_rates[-1], actions)
+        folder = common.fresh_copy(source, work / "naive", [p.name for p in naive_files])
+        db = work / f"naive-{write_mode}-{i}.db"
+        result = naive_run([folder / p.name for p in naive_files], scorer, db, write_mode)
+        naive_rates.append(len(naive_files) / result["seconds"])
+        naive_scores = result["scores"]
+        log.info("naive %s run %d: %.2f photos/s", write_mode, i, naive_rates[-1])
+        common.check_unchanged(files, before)
+    photod_stat = common.summary(photod_rates, 2)
+    naive_stat = common.summary(naive_rates, 2)
+    names = [n for n in naive_scores if fast_scores.get(n) is not None]
+    diffs = [abs(fast_scores[n] - naive_scores[n]) for n in names]
+    return {
+        "photod_photos_per_s": photod_stat,
+        "naive_photos_per_s": naive_stat,
+        "speedup": round(photod_stat["median"] / naive_stat["median"], 2),
+        "actions_last_run": actions,
+        # The fast path decodes at 1/8 scale, the naive one at full size: the same photo, scored
+        # through a slightly different resize chain.
+        "score_difference_vs_naive": {
+            "photos": len(diffs),
+            "mean_abs": round(float(np.mean(diffs)), 4) if diffs else None,
+            "max_abs": round(float(np.max(diffs)), 4) if diffs else None,
+        },
+    }
+
+
 def run(
     workdir: Path,
     photos: int = 200,
@@ -187,36 +236,16 @@ def run(
     write_mode: str = "auto",
     model: str | None = None,
 ) -> dict[str, Any]:
-    """Measure photod and naive throughput `runs` times each (interleaved) and the breakdown."""
+    """Throughput with each write mode in `write_mode` (comma-separated; the first is the
+    headline), then the per-stage breakdown."""
     source = inputs.jpeg_folder(workdir, photos, size)
     files = inputs.photo_files(source)
     naive_files = files[: max(1, min(naive_photos, len(files)))]
     scorer = make_scorer(device, batch_size, model)
     work = workdir / "runs"
-    photod_rates, naive_rates, actions = [], [], {}
-    fast_scores: dict[str, float] = {}
-    naive_scores: dict[str, float] = {}
-    for i in range(runs):
-        # Interleaved, so drifting machine load hits both pipelines alike.
-        folder = common.fresh_copy(source, work / "photod", [p.name for p in files])
-        result = photod_run(
-            [folder / p.name for p in files], scorer, work / f"photod-{i}.db", write_mode
-        )
-        photod_rates.append(len(files) / result["seconds"])
-        actions, fast_scores = result["actions"], result["scores"]
-        log.info("photod run %d: %.2f photos/s %s", i, photod_rates[-1], actions)
-        folder = common.fresh_copy(source, work / "naive", [p.name for p in naive_files])
-        result = naive_run(
-            [folder / p.name for p in naive_files], scorer, work / f"naive-{i}.db", write_mode
-        )
-        naive_rates.append(len(naive_files) / result["seconds"])
-        naive_scores = result["scores"]
-        log.info("naive run %d: %.2f photos/s", i, naive_rates[-1])
-    stages = breakdown(files[: min(len(files), 32)], scorer, work, write_mode)
-    photod_stat = common.summary(photod_rates, 2)
-    naive_stat = common.summary(naive_rates, 2)
-    common_names = [n for n in naive_scores if fast_scores.get(n) is not None]
-    diffs = [abs(fast_scores[n] - naive_scores[n]) for n in common_names]
+    modes = [m.strip() for m in write_mode.split(",") if m.strip()]
+    measured = {mode: measure_mode(files, naive_files, scorer, work, runs, mode) for mode in modes}
+    stages = breakdown(files[: min(len(files), 32)], scorer, work, modes)
     return {
         "inputs": {
             "photos": len(files),
@@ -229,31 +258,27 @@ def run(
         "settings": {
             "device": scorer.device,
             "batch_size": batch_size,
-            "write_mode": write_mode,
+            "write_mode": modes[0],
             "decode_workers": scorer.decode_workers,
             "torch_threads": scorer.torch_threads or "auto",
             "torch_threads_default": _torch_threads(),
         },
-        "photod_photos_per_s": photod_stat,
-        "naive_photos_per_s": naive_stat,
-        "speedup": round(photod_stat["median"] / naive_stat["median"], 2),
-        "actions_last_run": actions,
+        **measured[modes[0]],
+        "write_modes": measured,
         "breakdown_ms_per_photo": stages,
-        # The fast path decodes at 1/8 scale, the naive one at full size: the same photo, scored
-        # through a slightly different resize chain.
-        "score_difference_vs_naive": {
-            "photos": len(diffs),
-            "mean_abs": round(float(np.mean(diffs)), 4) if diffs else None,
-            "max_abs": round(float(np.max(diffs)), 4) if diffs else None,
-        },
     }
 
 
 def table(result: dict[str, Any]) -> str:
-    rows = [
-        ["photod score (e2e)", common.fmt_stat(result["photod_photos_per_s"], " photos/s")],
-        ["naive pipeline", common.fmt_stat(result["naive_photos_per_s"], " photos/s")],
-        ["speedup", f"{result['speedup']}x"],
-    ]
+    rows = []
+    for mode, entry in result["write_modes"].items():
+        rows += [
+            [
+                f"photod e2e, write {mode}",
+                common.fmt_stat(entry["photod_photos_per_s"], " photos/s"),
+            ],
+            [f"naive, write {mode}", common.fmt_stat(entry["naive_photos_per_s"], " photos/s")],
+            [f"speedup, write {mode}", f"{entry['speedup']}x"],
+        ]
     rows += [[f"  {k}", f"{v} ms/photo"] for k, v in result["breakdown_ms_per_photo"].items()]
     return common.format_table(rows, ["throughput", "median (min-max)"])
