@@ -26,7 +26,7 @@ from benchmarks import common
 
 OWN = ("throughput", "scoring", "latency", "memory", "formats")
 # Modules of this package that are helpers, not benchmarks.
-HELPERS = {"common", "inputs", "__main__", "__init__"}
+HELPERS = {"common", "inputs", "report", "__main__", "__init__"}
 
 
 def other_benchmarks() -> list[str]:
