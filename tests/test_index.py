@@ -205,3 +205,39 @@ def test_index_is_readable_by_the_sqlite_utils_cli(tmp_path: Path) -> None:
         [SQLITE_UTILS, "tables", str(path), "--counts"], capture_output=True, text=True, check=True
     ).stdout
     assert {"table": "photos", "count": 5} in json.loads(tables)
+
+
+def test_list_top_and_status_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from photod.cli import cli
+
+    path = tmp_path / "i.db"
+    db = open_index(path)
+    _fill(db)
+    db.close()
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["list", "--db", str(path), "--min-stars", "4", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [json.loads(line)["path"] for line in listed.output.splitlines()] == [
+        "/p/a.jpg", "/q/e.jpg", "/p/b.jpg"
+    ]  # fmt: skip
+    errors = runner.invoke(cli, ["list", "--db", str(path), "--status", "error"])
+    assert errors.output.split() == ["error", "/p/d.jpg"]
+    text = runner.invoke(cli, ["list", "--db", str(path), "--sort", "score", "--limit", "2"])
+    # A photo that is gone shows its status instead of a score.
+    assert text.output.splitlines() == [" 3.900  ★★★★★   /p/a.jpg", "missing          /q/e.jpg"]
+    top = runner.invoke(cli, ["top", "2", "--db", str(path), "--json"])
+    # top skips photos that are gone (e.jpg is missing) and shows your own rating (b.jpg: 5).
+    assert [json.loads(line)["path"] for line in top.output.splitlines()] == [
+        "/p/a.jpg", "/p/b.jpg"
+    ]  # fmt: skip
+    assert "★★★★★*" in runner.invoke(cli, ["top", "2", "--db", str(path)]).output
+    status = runner.invoke(cli, ["status", "--db", str(path), "--json"])
+    report = json.loads(status.output)
+    assert report["total"] == 5
+    assert report["by_status"] == {"ok": 3, "error": 1, "missing": 1}
+    assert report["daemon"]["running"] is False
+    assert "not running" in runner.invoke(cli, ["status", "--db", str(path)]).output
+    bad = runner.invoke(cli, ["list", "--db", str(tmp_path / "nothing.db")])
+    assert bad.exit_code == 1 and "no index here" in bad.output
