@@ -172,6 +172,15 @@ class Scorer:
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
 
+    def _decode_for_model(self, path: str | os.PathLike[str]) -> DecodedImage:
+        """`decode`, then the resize to the model's input size, both in a decode thread: the
+        thread that runs the model then only stacks and normalises (same pixels either way)."""
+        from photod.models.preprocess import resize_for_model
+
+        decoded = self.decode(path)
+        decoded.pixels = resize_for_model(decoded.pixels)
+        return decoded
+
     def score_paths(
         self,
         paths: Iterable[str | os.PathLike[str]],
@@ -181,13 +190,15 @@ class Scorer:
 
         A file that fails to decode yields an error result and never stops the others.
         """
+        import photod.models.preprocess  # noqa: F401  (import torch here, not in a decoder)
+
         pending: list[tuple[str, Future[DecodedImage]]] = []
         with (
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
             for path in paths:
-                pending.append((str(path), pool.submit(self.decode, path)))
+                pending.append((str(path), pool.submit(self._decode_for_model, path)))
                 # Keep about two batches decoding ahead of the model, not the whole folder.
                 if len(pending) >= 2 * self.batch_size:
                     yield from self._score_ready(pending[: self.batch_size], progress)
