@@ -196,6 +196,7 @@ def watch(
         device=settings.device,
         batch_size=settings.batch_size,
         decode_workers=settings.decode_workers or None,
+        torch_threads=settings.torch_threads or None,
         star_mapping=star_mapping(settings),
     )
 

@@ -54,9 +54,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("write_mode", "str", "auto", "Where ratings go.", WRITE_MODES),
     Option("force", "bool", False, "Overwrite ratings the user set by hand."),
     Option("device", "str", "auto", "Where the model runs.", DEVICES),
-    Option("model", "str", "photod-aesthetic-v1", "Aesthetic model name."),
+    Option("model", "str", None, "Aesthetic model (default: the active one, `photod models`)."),
     Option("batch_size", "int", 32, "Photos per model batch.", minimum=1),
-    Option("decode_workers", "int", 0, "Decoding threads (0: one per core, at most 8).", minimum=0),
+    Option("decode_workers", "int", 0, "Decoding threads (0: automatic).", minimum=0),
+    Option("torch_threads", "int", 0, "CPU threads for the model (0: automatic).", minimum=0),
     Option("star_thresholds", "floats", None, "Four increasing scores for 2-5 stars."),
     Option("reject_below", "float", None, "Scores below this are rated reject (-1)."),
     Option("suggest", "bool", False, "Also compute crop/exposure suggestions."),
@@ -233,9 +234,11 @@ def star_mapping(settings: Settings) -> Any:
 
     thresholds = settings.star_thresholds
     if thresholds is None:
-        from photod.models import get_model_spec
+        from photod.models import active_model_name, get_model_spec
 
-        thresholds = get_model_spec(settings.model).card.get("star_thresholds")
+        thresholds = get_model_spec(settings.model or active_model_name()).card.get(
+            "star_thresholds"
+        )
     return StarMapping(tuple(thresholds or FALLBACK_THRESHOLDS), settings.reject_below)
 
 
