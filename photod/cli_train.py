@@ -32,7 +32,17 @@ DATASETS = ("para", "csv", "ava", "popularity")
 )
 @click.option("--name", default="personal", show_default=True, help="Personal model name.")
 @click.option("--base", default=None, help="Shipped model to start from (default: the default).")
-@click.option("--resume", is_flag=True, help="Shipped recipe: continue from the last checkpoint.")
+@click.option(
+    "--recipe",
+    type=click.Choice(["head", "finetune"]),
+    default="head",
+    show_default=True,
+    help="Without --from-ratings: 'head' reproduces the shipped v2 (frozen backbone, pair-aware "
+    "head ensemble); 'finetune' also fine-tunes stages 5-6 (hours on a CPU, minutes on a GPU).",
+)
+@click.option(
+    "--resume", is_flag=True, help="--recipe finetune: continue from the last checkpoint."
+)
 @json_option
 @device_option
 @library_errors
@@ -43,11 +53,15 @@ def train(
     holdout: float,
     name: str,
     base: str | None,
+    recipe: str,
     resume: bool,
     as_json: bool,
     device: str | None,
 ) -> None:
     """Train a model: your personal one (--from-ratings DIR), or the shipped one on PARA.
+
+    Without --from-ratings this reproduces photod-aesthetic-v2 from PARA (../shared/data/para-train
+    or $PHOTOD_PARA_DIR) and overwrites models/weights/photod-aesthetic-v2.*.
 
     With --from-ratings, photod reads the ratings you set in Lightroom/darktable (never the ones
     photod wrote), fine-tunes the shipped model's head on part of them and compares both models on
@@ -55,14 +69,14 @@ def train(
     reverts.
     """
     if ratings_dir is None:
-        from photod.training.finetune import main as finetune_main
+        argv = ["--seed", str(seed)] + (["--epochs", str(epochs)] if epochs else [])
+        if recipe == "head":
+            from photod.training.train_v2 import main as recipe_main
+        else:
+            from photod.training.finetune import main as recipe_main
 
-        argv = ["--seed", str(seed), "--device", device or "auto"]
-        if epochs:
-            argv += ["--epochs", str(epochs)]
-        if resume:
-            argv.append("--resume")
-        result = finetune_main(argv)
+            argv += ["--device", device or "auto"] + (["--resume"] if resume else [])
+        result = recipe_main(argv)
         if as_json:
             emit_json(result)
         return
