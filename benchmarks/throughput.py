@@ -137,6 +137,16 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]
             lambda: [(net.forward_all(one), _sync(scorer.device)) for _ in range(4)]
         )
         per_photo("inference_batch1", seconds, 4)
+        if scorer.device == "cpu":
+            # The same batch through the network as built, batch norm not folded (the A/B
+            # behind `photod.scoring.fold_batchnorm`).
+            from photod.models import load_model
+
+            plain = load_model(scorer.model_name, device="cpu")
+            plain.forward_all(x)
+            seconds, _ = common.time_call(lambda: plain.forward_all(x))
+            per_photo(f"inference_batch{len(batch)}_bn_not_folded", seconds, len(batch))
+            del plain
     seconds, _ = common.time_call(lambda: [file_hash(str(p)) for p in paths])
     per_photo("content_hash", seconds)
 
