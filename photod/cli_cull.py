@@ -135,6 +135,23 @@ def group_dicts(results: list[Any], records: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def flag_singles(results: list[Any], records: list[Any]) -> list[dict[str, Any]]:
+    """Photos in no group whose own checks show a fault worth a look (closed eyes).
+
+    Missed focus is judged only against other frames of the same moment: a face is smoother than
+    most backgrounds, so "background sharper than the face" alone flags good portraits too.
+    """
+    grouped = {i for result in results for i in result.group.members}
+    out = []
+    for i, record in enumerate(records):
+        if i in grouped or record.checks is None:
+            continue
+        flags = ["eyes closed"] if record.checks.eyes_closed else []
+        if flags:
+            out.append({"single": True, "path": record.path, "flags": flags})
+    return out
+
+
 def _print_group(data: dict[str, Any]) -> None:
     if data["ranked"]:
         click.echo(f"{data['kind']} of {data['size']}  [{data['group']}]")
@@ -280,6 +297,7 @@ def cull(
     groups = group_dicts(results, analysed.records)
 
     grouped = sum(g["size"] for g in groups)
+    flagged = flag_singles(results, analysed.records)
     summary = {
         "summary": True,
         "photos": len(files),
@@ -296,12 +314,16 @@ def cull(
     if as_json:
         for group in groups:
             emit_json(group)
+        for single in flagged:
+            emit_json(single)
         for outcome in outcomes:
             emit_json({"applied": True, **outcome})
         emit_json(summary)
     else:
         for group in groups:
             _print_group(group)
+        for single in flagged:
+            click.echo(f"check   {single['path']}: {', '.join(single['flags'])}")
         for path, error in analysed.errors:
             click.echo(f"error  {path}: {error}")
         for outcome in outcomes:

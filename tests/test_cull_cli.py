@@ -236,3 +236,12 @@ def test_heic_and_raw_frames_join_a_jpeg_burst(tmp_path) -> None:
     photos = {Path(p["path"]).name: p for p in groups[0]["photos"]}
     assert photos["f1.heic"]["eyes"] == "closed" and photos["f1.heic"]["reject"]
     assert not photos["f1.heic"]["best"]
+
+    # The same closed-eyes frame alone: no group, but flagged.
+    lone = cull_set.save_jpeg(tmp_path / "lone.jpg", shut, cull_set.shot_exif(cull_set._t(300)))
+    code, lines = _run("cull", str(lone), "--json")
+    assert code == 0
+    assert [(x["path"], x["flags"]) for x in lines if x.get("single")] == [
+        (str(lone), ["eyes closed"])
+    ]
+    assert lines[-1]["groups"] == 0 and lines[-1]["singles"] == 1
