@@ -127,6 +127,7 @@ config_file_option = click.option(
 )
 @click.option("--force/--no-force", default=None, help="Overwrite ratings set by hand.")
 @click.option("--suggest/--no-suggest", default=None, help="Also compute edit suggestions.")
+@click.option("--group/--no-group", default=None, help="Group bursts and duplicates on arrival.")
 @click.option("--settle-seconds", type=float, default=None, help="A file must be stable this long.")
 @click.option("--once", is_flag=True, help="Catch up on the folders, then exit (no watching).")
 @click.option(
@@ -149,6 +150,7 @@ def watch(
     write_mode: str | None,
     force: bool | None,
     suggest: bool | None,
+    group: bool | None,
     settle_seconds: float | None,
     once: bool,
     log_level: str | None,
@@ -177,6 +179,7 @@ def watch(
         write_mode=write_mode,
         force=force,
         suggest=suggest,
+        group=group,
         settle_seconds=settle_seconds,
         log_level=log_level,
         db=db_path,
@@ -216,6 +219,7 @@ def watch(
         write_mode=settings.write_mode,
         force=settings.force,
         suggest=settings.suggest,
+        group=settings.group,
         settle_seconds=settings.settle_seconds,
         quiet_seconds=settings.quiet_seconds,
         queue_size=settings.queue_size,

@@ -61,6 +61,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("star_thresholds", "floats", None, "Four increasing scores for 2-5 stars."),
     Option("reject_below", "float", None, "Scores below this are rated reject (-1)."),
     Option("suggest", "bool", False, "Also compute crop/exposure suggestions."),
+    Option("group", "bool", False, "Group bursts/duplicates after each batch (photod cull)."),
     Option("settle_seconds", "float", 1.0, "A file must be unchanged this long.", minimum=0),
     Option("quiet_seconds", "float", 5.0, "Wait for a file still open this long.", minimum=0),
     Option("queue_size", "int", 512, "Files waiting for the model, at most.", minimum=1),
@@ -257,6 +258,7 @@ TEMPLATE = """\
 # star_thresholds = [2.6, 2.9, 3.3, 3.6]   # lowest score for 2, 3, 4 and 5 stars
 # reject_below = 2.0
 # suggest = false
+# group = false                      # group bursts and near-duplicates as photos arrive
 # settle_seconds = 1.0
 # log_level = "info"
 """

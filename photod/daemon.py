@@ -171,6 +171,7 @@ class Daemon:
         write_mode: str = "auto",
         force: bool = False,
         suggest: bool = False,
+        group: bool = False,
         settle_seconds: float = 1.0,
         quiet_seconds: float = 5.0,
         queue_size: int = 512,
@@ -197,6 +198,7 @@ class Daemon:
         self.write_mode = write_mode
         self.force = force
         self.suggest = suggest
+        self.group = group
         self.settle_seconds = settle_seconds
         # With polling no close event ever comes: quiet must outlast a poll interval.
         self.quiet_seconds = max(quiet_seconds, 2 * poll_interval if polling else 0)
@@ -478,6 +480,7 @@ class Daemon:
             batch = self._take_batch()
             self._housekeeping()
             if batch:
+                indexed = []
                 for outcome in process_paths(
                     batch,
                     self.scorer,
@@ -487,6 +490,13 @@ class Daemon:
                     suggest=self.suggest,
                 ):
                     self._count(outcome)
+                    if (
+                        outcome.action in ("scored", "moved", "copied")
+                        and outcome.score is not None
+                    ):
+                        indexed.append(outcome.path)
+                if self.group and indexed:
+                    self._update_groups(indexed)
             now = time.monotonic()
             if now - last_summary >= self.summary_interval:
                 self._summary(now - last_summary, last_counts)
@@ -505,6 +515,22 @@ class Daemon:
             if wait > 0:
                 self._stop.wait(wait)
             self._housekeeping()
+
+    def _update_groups(self, paths: list[str]) -> None:
+        """Regroup bursts and near-duplicates around the new photos (`photod cull`'s index)."""
+        try:
+            from photod.cull_store import update_groups_for
+        except ImportError as exc:
+            log.warning("grouping is on but unavailable in this install (%s); turning it off", exc)
+            self.group = False
+            return
+        try:
+            groups = update_groups_for(self._db, paths)
+        except Exception:  # grouping is a bonus: a failure must not stop rating photos
+            log.exception("grouping failed for %d new photos", len(paths))
+            return
+        if groups:
+            log.info("grouping: %d groups now hold new photos", len(groups))
 
     def _take_batch(self) -> list[str]:
         """Up to a few model batches of ready paths; waits briefly so a burst fills a batch."""

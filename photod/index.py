@@ -40,14 +40,6 @@ SORT_COLUMNS = {
 }
 STATUSES = ("ok", "error", "missing")
 
-# Everything but the embedding blob, which is binary and only useful to code that asks for it.
-LISTED_COLUMNS = (
-    "id, path, folder, filename, content_hash, original_hash, size, mtime, width, height, "
-    "format, captured_at, capture_subsec, camera_make, camera_model, lens, exposure_bias, "
-    "exposure_time, f_number, iso, focal_length, score, stars, user_rating, written_to, model, "
-    "status, error, error_code, scored_at, added_at, updated_at"
-)
-
 
 class PhotoIndexError(PhotodError):
     """The index cannot be opened or queried (bad path, corrupt file, bad query value)."""
@@ -245,7 +237,9 @@ def query_photos(
         prefix = os.path.abspath(folder).rstrip(os.sep) + os.sep
         where.append("substr(path, 1, ?) = ?")
         params.extend([len(prefix), prefix])
-    columns = LISTED_COLUMNS + (", embedding" if include_embedding else "")
+    # Every column (other features add some, e.g. group_id) except the blob unless asked for.
+    names = [c for c in db["photos"].columns_dict if include_embedding or c != "embedding"]
+    columns = ", ".join(f'"{name}"' for name in names)
     sql = f"SELECT {columns} FROM photos"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from photod.index import open_index
@@ -142,7 +143,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory):
     sub-folder of the watched root; the last test stops it with SIGTERM."""
     root = tmp_path_factory.mktemp("watched")
     db_path = root.parent / (root.name + "-index.db")
-    daemon = DaemonProcess([root], db_path)
+    daemon = DaemonProcess([root], db_path, "--group")
     daemon.wait_ready()
     daemon.root = root  # type: ignore[attr-defined]
     daemon.db_path = db_path  # type: ignore[attr-defined]
@@ -221,6 +222,35 @@ def test_moves_deletes_and_status(shared, tmp_path: Path) -> None:
     assert {n: r["status"] for n, r in rows.items()} == {
         "renamed.jpg": "ok", "second.jpg": "missing", "IMG_0.JPG": "ok", "IMG_1.JPG": "ok",
     }  # fmt: skip
+
+
+def test_bursts_are_grouped_as_they_arrive(shared) -> None:
+    folder = shared.root / "burst"
+    folder.mkdir()
+    base = photos.real_photo("chelsea", 0.5)
+    # Three frames of one moment (same camera and capture time), the subject shifting a little.
+    frames = [folder / f"frame_{i}.jpg" for i in range(3)]
+    for i, path in enumerate(frames):
+        photos.write_jpeg(path, np.ascontiguousarray(np.roll(base, 3 * i, axis=1)))
+    single = photos.write_jpeg(folder / "other.jpg", photos.real_photo("rocket", 0.4),
+                               model="Other Camera")  # fmt: skip
+    for path in [*frames, single]:
+        shared.wait_result(path)
+
+    def grouped() -> dict[str, str | None]:
+        db = open_index(shared.db_path)
+        try:
+            if "group_id" not in db["photos"].columns_dict:
+                return {}
+            rows = db.query("SELECT path, group_id FROM photos WHERE folder = ?", [str(folder)])
+            return {Path(r["path"]).name: r["group_id"] for r in rows}
+        finally:
+            db.close()
+
+    shared.wait_for(lambda: len({grouped().get(p.name) for p in frames} - {None}) == 1, 60,
+                    "the three frames to share a group")  # fmt: skip
+    groups = grouped()
+    assert groups["other.jpg"] != groups["frame_0.jpg"]
 
 
 def test_one_daemon_per_index(shared) -> None:
