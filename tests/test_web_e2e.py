@@ -1,6 +1,6 @@
 """End-to-end: `photod serve` as a real process, driven by real headless Chromium (selenium).
 
-The library is indexed by `photod watch --once`; the page resizes a real JPEG in the browser,
+The library is indexed by the real pipeline (as `photod watch` does); the page resizes a real JPEG in the browser,
 uploads it, and shows its score and suggestion; the library page shows contact sheets with
 thumbnails. Screenshots are saved under the test's tmp folder (and copied to
 $PHOTOD_E2E_SCREENSHOTS when set) for a human to look at.
@@ -36,23 +36,24 @@ def _photod(*args: str) -> list[str]:
 
 
 @pytest.fixture()
-def library(tmp_path: Path) -> dict:
-    """Four real photos in a library folder, indexed by the real daemon in one-shot mode."""
+def library(tmp_path: Path, scorer) -> dict:
+    """Four real photos in a library folder, scored and indexed by the real pipeline."""
+    from photod.index import open_index
+    from photod.pipeline import process_paths
+
     root = tmp_path / "Pictures"
     root.mkdir()
+    paths = []
     for name, scale in (("chelsea", 1.0), ("coffee", 1.0), ("astronaut", 1.0), ("rocket", 0.8)):
-        photos.write_jpeg(root / f"{name}.jpg", photos.real_photo(name, scale=scale))
-    db = tmp_path / "index.db"
-    done = subprocess.run(
-        _photod(
-            "watch", str(root), "--once", "--write-mode", "none", "--db", str(db), "--device", "cpu"
-        ),  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr
-    return {"root": root, "db": db}
+        paths.append(photos.write_jpeg(root / f"{name}.jpg", photos.real_photo(name, scale=scale)))
+    db_path = tmp_path / "index.db"
+    db = open_index(db_path)
+    try:
+        results = list(process_paths(paths, scorer, db, write_mode="none"))
+    finally:
+        db.close()
+    assert [r.status for r in results] == ["ok"] * 4, [r.to_dict() for r in results]
+    return {"root": root, "db": db_path, "scores": {Path(r.path).name: r.score for r in results}}
 
 
 @pytest.fixture()
@@ -129,7 +130,8 @@ def browser(tmp_path: Path):
 def _screenshot(driver, path: Path) -> Path:
     # The whole page, not only the window: size the window to the document first.
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(max(height, 800), 4000))
+    chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(1280, min(max(height + chrome + 20, 800), 4000))
     driver.save_screenshot(str(path))
     keep = os.environ.get("PHOTOD_E2E_SCREENSHOTS")
     if keep:
@@ -149,10 +151,11 @@ def _wait_status(driver, card, wanted: set[str], timeout: float) -> str:
     return card.get_attribute("data-status")
 
 
-def test_upload_score_and_library_in_chromium(server: dict, browser, tmp_path: Path):
+def test_upload_score_and_library_in_chromium(server: dict, library: dict, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     url = server["url"]
+    (tmp_path / "upload").mkdir()
     photo = photos.write_jpeg(tmp_path / "upload" / "coffee.jpg", photos.real_photo("coffee"))
     browser.get(url)
     assert "photod" in browser.title
@@ -208,11 +211,12 @@ def test_upload_score_and_library_in_chromium(server: dict, browser, tmp_path: P
             "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
         )
     )
+    # The sheets show the pipeline's scores: the three best, then the three worst, in order.
+    indexed = sorted(library["scores"].values())
     scores = [float(c.find_element(By.CSS_SELECTOR, ".cap b").text) for c in best]
-    assert scores == sorted(scores, reverse=True)
+    assert scores == pytest.approx([round(v, 2) for v in indexed[::-1][:3]], abs=0.006)
     worst_scores = [float(c.find_element(By.CSS_SELECTOR, ".cap b").text) for c in worst]
-    assert worst_scores == sorted(worst_scores)
-    assert worst_scores[0] <= scores[-1]
+    assert worst_scores == pytest.approx([round(v, 2) for v in indexed[:3]], abs=0.006)
     _screenshot(browser, tmp_path / "library.png")
 
     best[0].find_element(By.TAG_NAME, "a").click()
