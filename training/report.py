@@ -185,6 +185,7 @@ def head_scores(model: str, rows: np.ndarray) -> np.ndarray:
 
 def run(out: Path, models: list[str]) -> dict[str, Any]:
     from photod.decode import decode_image
+    from photod.models.registry import get_model_spec
     from photod.training.evaluate import (
         HANDCRAFTED_NAMES,
         handcrafted_matrix,
@@ -195,6 +196,10 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     )
     from photod.training.features import cached_features
 
+    missing = [m for m in models if not get_model_spec(m).available]
+    for name in missing:
+        log.warning("skipping %s: its weights are missing", name)
+    models = [m for m in models if m not in missing]
     out.mkdir(parents=True, exist_ok=True)
     samples = para_dataset(split="all")
     paths = [s.path for s in samples]
