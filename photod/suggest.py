@@ -6,18 +6,25 @@ the preset's order (default: exposure, white balance, tone, straighten, crop) as
 coordinate ascent: each one proposes candidates from the current best image, all are scored in
 batches, and the best is kept when it beats the current image by the step margin.
 
-Crops are many (about 100-300 per photo), so they are ranked first by RoI pooling (see
-`roi_scores`): one backbone pass over the working copy, then for every crop window the per-stage
-mean and standard deviation the head expects are read off integral images of x and x**2, exactly
-the MLSP statistics restricted to the window, and the head scores all windows in one call. The
-`crop_rescore_top` best windows are then scored for real (cropped, resized, full forward pass)
-and the decision rests on those real scores only: RoI scores rank, real scores decide. Pixel
-edits (exposure, white balance, tone) change every activation, so they always get real passes.
+Crops are many (about 100-350 per photo). Two ways to shortlist them (`crop_ranking` in
+presets.json), then only real scores (cropped, resized, full forward pass) decide:
+
+- "exact" (default): an even spread of `crop_exact_max` (24) crops over every aspect ratio and
+  scale, the saliency-centred one of each first, all scored for real.
+- "roi": RoI pooling (`roi_scores`): one backbone pass over the working copy, then for every
+  crop window the per-stage mean and standard deviation the head reads (MLSP) from integral
+  images of x and x**2, hundreds of windows in milliseconds; the best `crop_rescore_top` are
+  re-scored for real. Measured on real photos, these window scores do NOT rank crops like the
+  real scores do (Spearman about -0.4 to +0.5 with photod-aesthetic-v2: a crop resized to
+  224 px is seen at another scale and without its surroundings' receptive field), so it is not
+  the default; the benchmark reports the correlation for every model.
+
+Pixel edits (exposure, white balance, tone) change every activation: always real passes.
 
 Nothing is suggested unless the whole chain gains at least `margin` (default from presets.json,
 on the model's 1-5 scale) over the untouched photo: a good photo is left alone. The model is
-only `scorer`: any model the registry builds can drive the search; RoI ranking needs the
-`AestheticNet` layout (backbone + MLSP head) and falls back to real passes otherwise.
+only `scorer`: any model the registry builds can drive the search; "roi" ranking needs the
+`AestheticNet` layout (backbone + MLSP head) and falls back to the spread otherwise.
 """
 
 from __future__ import annotations
@@ -163,7 +170,6 @@ def suggest_pixels(
     names = resolve_enhancers(enhancers, preset)
     margin = float(settings["margin"] if margin is None else margin)
     step_margins = settings.get("step_margins", {})
-    rescore_top = int(settings.get("crop_rescore_top", 6))
     base = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
     height, width = base.shape[:2]
 
@@ -195,9 +201,7 @@ def suggest_pixels(
                 pending_base = False
             continue
         n_candidates += len(candidates)
-        scores, shortlist = _score_candidates(
-            scorer, current, candidates, rescore_top, pending_base
-        )
+        scores, shortlist = _score_candidates(scorer, current, candidates, settings, pending_base)
         if pending_base:
             base_score = current_score = float(scores[0])
             scores = scores[1:]
@@ -252,26 +256,49 @@ def _score_candidates(
     scorer: Scorer,
     image: np.ndarray,
     candidates: list[Candidate],
-    rescore_top: int,
+    settings: dict[str, Any],
     with_base: bool,
 ) -> tuple[np.ndarray, list[Candidate]]:
-    """Real scores of the candidates worth a forward pass (all, or the RoI shortlist of crops).
+    """Real scores of the candidates worth a forward pass, and those candidates.
 
+    Plain crops beyond `crop_exact_max` are first cut down to a shortlist: with `crop_ranking`
+    "exact" (default) an even spread over aspect ratios, scales and positions (the saliency-
+    centred box of each aspect and scale first); with "roi" the best by `roi_scores`.
     Returns (scores, shortlist) with the untouched image's score first when `with_base`.
     """
     shortlist = candidates
-    plain_crops = [
-        c for c in candidates if c.crop is not None and not c.angle and c.pixel_op is None
-    ]
-    if len(plain_crops) == len(candidates) and len(candidates) > 2 * rescore_top:
-        ranked = roi_scores(scorer, image, [c.crop for c in candidates])  # type: ignore[misc]
+    limit = int(settings.get("crop_exact_max", 24))
+    plain = all(c.crop is not None and not c.angle and c.pixel_op is None for c in candidates)
+    if plain and len(candidates) > limit:
+        ranked = None
+        if settings.get("crop_ranking", "exact") == "roi":
+            boxes = [c.crop for c in candidates]
+            ranked = roi_scores(scorer, image, boxes)  # type: ignore[arg-type]
         if ranked is not None:
-            order = np.argsort(-ranked)[:rescore_top]
+            order = np.argsort(-ranked)[: int(settings.get("crop_rescore_top", 6))]
             shortlist = [candidates[i] for i in order]
+        else:
+            shortlist = spread(candidates, limit)
     images = [c.apply(image) for c in shortlist]
     if with_base:
         images.insert(0, image)
     return scorer.score_pixels(images)[0], shortlist
+
+
+def spread(candidates: list[Candidate], limit: int) -> list[Candidate]:
+    """At most `limit` crops covering every aspect ratio and scale: for each (aspect, scale) the
+    one nearest the saliency centroid (the crop enhancer lists it last), then evenly spaced others."""
+    groups: dict[tuple[Any, Any], list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault((c.params.get("aspect"), c.params.get("scale")), []).append(c)
+    first = [members[-1] for members in groups.values()]
+    rest = [c for members in groups.values() for c in members[:-1]]
+    if len(first) >= limit:
+        step = len(first) / limit
+        return [first[int(i * step)] for i in range(limit)]
+    room = limit - len(first)
+    step = max(1.0, len(rest) / room)
+    return first + [rest[int(i * step)] for i in range(min(room, len(rest)))]
 
 
 def roi_scores(

