@@ -227,3 +227,15 @@ def test_unwritable_photo_is_an_error_row_that_keeps_the_score(
     assert path.read_bytes() == before
     # Not retried in a loop: the same file is left alone until it changes.
     assert next(iter(_run([path], model_scorer, db).values())).action == "unchanged"
+
+
+def test_suggest_stores_a_suggestion_per_scored_photo(tmp_path: Path, model_scorer, db) -> None:
+    from photod.suggest_store import load_suggestion
+
+    path = photos.write_jpeg(tmp_path / "s.jpg", photos.real_photo("coffee", 0.3))
+    result = _run([path], model_scorer, db, suggest=True)["s.jpg"]
+    assert result.action == "scored" and result.suggestion is not None
+    stored = load_suggestion(db, str(path))
+    assert stored is not None and stored["created_at"]
+    # An unchanged photo is not searched again.
+    assert _run([path], model_scorer, db, suggest=True)["s.jpg"].suggestion is None
