@@ -79,8 +79,10 @@ def test_score_other_formats(client: TestClient, tmp_path: Path, cat_pixels: np.
         assert body["format"] == fmt
         assert (body["width"], body["height"]) == (450 if fmt == "RAW:DNG" else 451, 300)
         scores[fmt] = body["score"]
-    # One photo in three containers: the model sees nearly the same pixels each time.
-    assert max(scores.values()) - min(scores.values()) < 0.25, scores
+    # The same pixels, lossless and lossy: nearly the same score. The DNG goes through a Bayer
+    # mosaic and LibRaw's rendering, a different look, so only its scale is checked.
+    assert abs(scores["PNG"] - scores["HEIF"]) < 0.1, scores
+    assert 1.0 < scores["RAW:DNG"] < 5.0, scores
 
 
 def test_score_blob_named_by_content_type(client: TestClient, cat_pixels: np.ndarray):

@@ -156,7 +156,9 @@ def test_upload_score_and_library_in_chromium(server: dict, library: dict, brows
 
     url = server["url"]
     (tmp_path / "upload").mkdir()
-    photo = photos.write_jpeg(tmp_path / "upload" / "coffee.jpg", photos.real_photo("coffee"))
+    # Under-exposed on purpose, so that the search has something to suggest.
+    dark = (photos.real_photo("coffee").astype(float) * 0.35).astype("uint8")
+    photo = photos.write_jpeg(tmp_path / "upload" / "coffee.jpg", dark)
     browser.get(url)
     assert "photod" in browser.title
     browser.find_element(By.ID, "file-input").send_keys(str(photo))
@@ -173,10 +175,23 @@ def test_upload_score_and_library_in_chromium(server: dict, library: dict, brows
     assert card.find_element(By.CSS_SELECTOR, ".state").text.startswith("320 × 213")
     # The page shows what the server answered for that upload.
     assert float(card.get_attribute("data-score")) == pytest.approx(score, abs=5e-4)
+    # The suggestion as the server sent it, and as the page drew it.
+    suggestion = json.loads(card.get_attribute("data-suggestion"))
+    assert suggestion["path"] == "coffee.jpg"
+    assert suggestion["score_before"] == pytest.approx(score, abs=0.05)
     gain_text = card.find_element(By.CSS_SELECTOR, ".gain").text
-    assert "→" in gain_text or "Leave it as it is" in gain_text
-    if card.get_attribute("data-suggested") == "true":
-        assert card.find_element(By.CSS_SELECTOR, ".after-canvas").size["width"] > 0
+    if suggestion["suggested"]:
+        assert card.get_attribute("data-suggested") == "true"
+        assert f"+{suggestion['score_after'] - suggestion['score_before']:.3f}" in gain_text
+        canvas = card.find_element(By.CSS_SELECTOR, ".after-canvas")
+        width, height = int(canvas.get_attribute("width")), int(canvas.get_attribute("height"))
+        left, top, right, bottom = suggestion["crop"] or (0, 0, 1, 1)
+        # The preview has the crop's shape (of the 320x213 upload).
+        assert width / height == pytest.approx((right - left) * 320 / ((bottom - top) * 213), 0.05)
+        overlay = card.find_elements(By.CSS_SELECTOR, ".crop-box svg path")
+        assert len(overlay) == (2 if suggestion["crop"] else 0)
+    else:
+        assert "Leave it as it is" in gain_text
     _screenshot(browser, tmp_path / "upload.png")
 
     # Full size, no suggestion, two files at once (one of them not a photo): the original's own

@@ -16,6 +16,7 @@ function photodFormatEdit(edit) {
 function photodShowSuggestion(card, s, img) {
   const box = card.querySelector(".suggestion");
   box.hidden = false;
+  card.dataset.suggestion = JSON.stringify(s);  // what was drawn, for scripts and tests
   const before = Number(s.score_before), after = Number(s.score_after);
   const gain = after - before;
   const gainEl = box.querySelector(".gain");
