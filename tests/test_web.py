@@ -508,3 +508,23 @@ def test_model_work_does_not_block_other_requests(scorer, jpeg_file: Path):
     assert status.status_code == 200 and page.status_code == 200
     assert suggest_running
     assert answers["suggest"] == 200
+
+
+def test_file_names_are_escaped_in_pages(library: dict):
+    from photod.index import open_index, upsert_photo
+
+    name = '<img src=x onerror="alert(1)">.jpg'
+    path = photos.write_jpeg(library["root"] / name, photos.real_photo("chelsea", 0.3))
+    db = open_index(library["db"])
+    upsert_photo(db, {"path": str(path), "status": "ok", "score": 4.5, "stars": 5})
+    db.close()
+    client = TestClient(
+        create_app(WebConfig(db_path=library["db"], library_roots=[library["root"]]))
+    )
+    for html in (
+        client.get("/library").text,
+        client.get("/library/photo", params={"path": str(path)}).text,
+    ):
+        assert "<img src=x" not in html
+        assert "&lt;img src=x onerror=" in html
+    assert client.get("/thumbs", params={"path": str(path)}).status_code == 200

@@ -266,7 +266,8 @@ def _clean_message(message: str, upload: _Upload) -> str:
 
 def _score_upload(state: _State, upload: _Upload) -> dict[str, Any]:
     scorer = state.scorer()
-    result = next(iter(scorer.score_paths([upload.path])))
+    # list(): run the generator to its end so its decode pool is shut down here, not at GC.
+    (result,) = list(scorer.score_paths([upload.path]))
     if result.status != "ok":
         code = result.error_code or "decode"
         message = _clean_message(result.error or "", upload)
@@ -320,7 +321,8 @@ async def _model_endpoint(
         raise ApiError(500, "internal", message) from None
     finally:
         upload.cleanup()
-    log.info("web: %s %s -> %s", request.url.path, upload.filename, payload.get("score"))
+    score = payload.get("score", payload.get("score_after"))
+    log.info("web: %s %s -> %s", request.url.path, upload.filename, score)
     return PhotodJSONResponse(payload)
 
 
