@@ -5,6 +5,7 @@ Built from scikit-image's and scikit-learn's sample photographs (no download):
 - burst "astronaut" (a face): the clean frame, then the same moment with the eyes drawn closed,
   out of focus, with motion blur, and overexposed; every frame also moves the camera a few pixels
   (a different crop of the same scene), 0.15 s apart;
+- burst "portrait": the same face where the only open-eyes frame is slightly dark;
 - burst "coffee": clean, soft, overexposed, shaken; burst "cat": clean, the cat's head out of
   focus while the rest stays sharp (missed focus on the subject), soft overall, slightly shifted
   and darker;
@@ -154,7 +155,7 @@ def _t(seconds: float) -> dt.datetime:
 
 
 def build_cull_set(folder: Path) -> CullTruth:
-    """Write the whole set into `folder` (about 26 small JPEGs/PNGs); return the truth."""
+    """Write the whole set into `folder` (27 small JPEGs and a PNG); return the truth."""
     folder.mkdir(parents=True, exist_ok=True)
     truth = CullTruth()
 
@@ -169,6 +170,15 @@ def build_cull_set(folder: Path) -> CullTruth:
         ("a4_overexposed", exposure(crop(scene, 13, 16, 480, 480), 1.3)),
     ]
     _burst(folder, truth, "astronaut", frames, start=0.0, step=0.15)
+
+    # Burst E: the same face 30 s later; the only open-eyes frame is a little dark (-0.5 EV), so
+    # the aesthetic score alone may prefer a closed-eyes frame (it did: 3.17 vs 3.22 with v2).
+    frames = [
+        ("e0_open_dark", exposure(crop(scene, 15, 17, 480, 480), -0.5)),
+        ("e1_eyes_closed", crop(shut, 12, 19, 480, 480)),
+        ("e2_eyes_closed_bright", exposure(crop(shut, 17, 14, 480, 480), 0.3)),
+    ]
+    _burst(folder, truth, "portrait", frames, start=30.0, step=0.2)
 
     # Burst B: coffee, 400x600 scene.
     scene = real_photo("coffee")
