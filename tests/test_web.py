@@ -11,6 +11,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,25 +196,6 @@ def test_one_scorer_built_lazily_and_shared(cat_pixels: np.ndarray):
 
 # ---------------------------------------------------------------------------------------------
 # POST /api/suggest
-
-
-def test_suggest_returns_cli_json(client: TestClient, jpeg_file: Path):
-    from photod.suggest import Suggestion
-
-    response = client.post("/api/suggest", files={"file": ("holiday.jpg", jpeg_file.read_bytes())})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["path"] == "holiday.jpg"
-    # The keys of `Suggestion.to_dict`, which `photod suggest --json` prints.
-    example = Suggestion(path="x", score_before=3.0, score_after=3.0, edits=[]).to_dict()
-    assert set(body) == set(example)
-    assert body["score_after"] >= body["score_before"] - 1e-6
-    if body["crop"] is not None:
-        left, top, right, bottom = body["crop"]
-        assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
-    response = client.post("/api/suggest", files={"file": ("x.jpg", b"not a photo at all")})
-    assert response.status_code == 422
-    assert response.json()["status"] == "error"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,18 +464,18 @@ def test_serve_cli_help_is_light_and_busy_port_is_clean(tmp_path: Path):
     assert "Traceback" not in done.stderr
 
 
-def test_model_work_does_not_block_other_requests(scorer, jpeg_file: Path):
+def test_suggest_returns_cli_json_and_pages_stay_responsive(scorer, jpeg_file: Path):
     import threading
 
+    from photod.suggest import Suggestion
+
     app = create_app(WebConfig(), scorer=scorer)
-    with TestClient(app) as client:  # one event loop serves both requests
-        answers: dict[str, int] = {}
+    with TestClient(app) as client:  # one event loop serves every request
+        answers: dict[str, Any] = {}
 
         def suggest() -> None:
             data = jpeg_file.read_bytes()
-            answers["suggest"] = client.post(
-                "/api/suggest", files={"file": ("a.jpg", data)}
-            ).status_code
+            answers["suggest"] = client.post("/api/suggest", files={"file": ("holiday.jpg", data)})
 
         worker = threading.Thread(target=suggest)
         worker.start()
@@ -502,12 +484,26 @@ def test_model_work_does_not_block_other_requests(scorer, jpeg_file: Path):
             worker.join(0.02)
         status = client.get("/api/status")
         page = client.get("/")
-        # The page answered while the search was still running in its worker thread.
+        # The pages answered while the search was still running in its worker thread.
         suggest_running = worker.is_alive()
         worker.join(300)
+        bad = client.post("/api/suggest", files={"file": ("x.jpg", b"not a photo at all")})
     assert status.status_code == 200 and page.status_code == 200
     assert suggest_running
-    assert answers["suggest"] == 200
+    response = answers["suggest"]
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["path"] == "holiday.jpg"
+    # The keys of `Suggestion.to_dict`, which `photod suggest --json` prints.
+    example = Suggestion(path="x", score_before=3.0, score_after=3.0, edits=[]).to_dict()
+    assert set(body) == set(example)
+    assert body["score_after"] >= body["score_before"] - 1e-6
+    direct = list(scorer.score_paths([jpeg_file]))[0]
+    assert body["score_before"] == pytest.approx(direct.score, abs=0.1)  # its own working copy
+    if body["crop"] is not None:
+        left, top, right, bottom = body["crop"]
+        assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+    assert bad.status_code == 422 and bad.json()["status"] == "error"
 
 
 def test_file_names_are_escaped_in_pages(library: dict):
