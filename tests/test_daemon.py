@@ -337,12 +337,17 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert no_folders.returncode == 1 and "no folder to watch" in no_folders.stderr
 
 
-def test_polling_mode_sees_new_files(tmp_path: Path) -> None:
-    folder = tmp_path / "share"
-    folder.mkdir()
-    with DaemonProcess([folder], tmp_path / "index.db", "--polling") as daemon:
+def test_polling_mode_watches_several_folders(tmp_path: Path) -> None:
+    shares = [tmp_path / "share-a", tmp_path / "share-b"]
+    for share in shares:
+        share.mkdir()
+    with DaemonProcess(shares, tmp_path / "index.db", "--polling") as daemon:
         daemon.wait_ready()
-        path = photos.write_jpeg(folder / "polled.jpg", photos.real_photo("rocket", 0.3))
-        assert daemon.wait_result(path)["action"] == "scored"
+        dropped = [
+            photos.write_jpeg(shares[0] / "polled.jpg", photos.real_photo("rocket", 0.3)),
+            photos.write_jpeg(shares[1] / "also.jpg", photos.real_photo("coffee", 0.3)),
+        ]
+        for path in dropped:
+            assert daemon.wait_result(path)["action"] == "scored"
         assert "polling" in daemon.log_text()
         assert daemon.stop() == 0
