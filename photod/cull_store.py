@@ -446,10 +446,18 @@ def update_groups_for(
     pool = [row for row in pool if row["path"] not in rows]
     if pool:
         new_records = [record_from_row(row) for row in new_rows.values()]
-        mine = np.stack([r.embedding for r in new_records if r.embedding is not None])
+        size = new_records[0].embedding.shape[0]  # type: ignore[union-attr]
+        mine = np.stack([r.embedding for r in new_records if r.embedding.shape[0] == size])  # type: ignore[union-attr]
         mine /= np.linalg.norm(mine, axis=1, keepdims=True) + 1e-12
         for start in range(0, len(pool), 2048):
-            part = pool[start : start + 2048]
+            # Rows embedded by another backbone (a different size) cannot be compared.
+            part = [
+                row
+                for row in pool[start : start + 2048]
+                if len(row["embedding"]) == mine.shape[1] * 2  # float16 bytes
+            ]
+            if not part:
+                continue
             theirs = np.stack([record_from_row(row).embedding for row in part])
             theirs /= np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-12
             close = (theirs @ mine.T).max(axis=1) >= config.duplicate_similarity
