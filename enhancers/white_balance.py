@@ -77,6 +77,17 @@ def crs_for_gains(gains: np.ndarray) -> dict[str, float]:
     }
 
 
+# No channel gets more than this factor relative to the others: estimators fooled by a scene
+# (a green meadow for grey-world, a coloured highlight for white-patch) propose absurd gains.
+MAX_GAIN_RATIO = 2.2
+
+
+def _limit(gains: np.ndarray) -> np.ndarray:
+    g = np.asarray(gains, dtype=np.float64)
+    centre = np.exp(np.log(g).mean())
+    return centre * np.clip(g / centre, 1 / np.sqrt(MAX_GAIN_RATIO), np.sqrt(MAX_GAIN_RATIO))
+
+
 def _candidate(name: str, params: dict, gains: np.ndarray) -> Candidate:
     return Candidate(
         enhancer="white_balance",
@@ -100,7 +111,7 @@ def white_balance(image: np.ndarray, context: EnhanceContext) -> list[Candidate]
             continue
         full = estimators[method]()
         for strength in params.get("strength", [1.0]):
-            gains = 1.0 + float(strength) * (full - 1.0)
+            gains = _limit(1.0 + float(strength) * (full - 1.0))
             if np.abs(gains / gains.mean() - 1.0).max() < 0.01:
                 continue  # already neutral: nothing to propose
             candidates.append(
