@@ -326,7 +326,57 @@ def _decode_raw(path: Path, min_side: int | None, max_pixels: int) -> DecodedIma
         pixels=_shrink(pixels, min_side),
         original_size=(width, height),
         format="RAW:" + path.suffix.lstrip(".").upper(),
+        exif=_raw_exif(path),
     )
+
+
+_EXIV2_KEYS = {
+    "Exif.Image.Make": "make",
+    "Exif.Image.Model": "model",
+    "Exif.Photo.DateTimeOriginal": "datetime_original",
+    "Exif.Photo.SubSecTimeOriginal": "subsec_original",
+    "Exif.Photo.LensModel": "lens",
+    "Exif.Photo.ExposureBiasValue": "exposure_bias",
+    "Exif.Photo.ExposureTime": "exposure_time",
+    "Exif.Photo.FNumber": "f_number",
+    "Exif.Photo.ISOSpeedRatings": "iso",
+    "Exif.Photo.FocalLength": "focal_length",
+}
+
+
+def _raw_exif(path: Path) -> dict[str, Any]:
+    """Capture time, camera and exposure of a RAW file (LibRaw exposes no EXIF; exiv2 reads it).
+
+    Orientation is left out: the pixels from LibRaw are already upright.
+    """
+    from photod.errors import PhotodError
+    from photod.metadata.xmp import read_metadata
+
+    try:
+        _, exif = read_metadata(path)
+    except PhotodError as exc:
+        log.debug("%s: no EXIF (%s)", path, exc)
+        return {}
+    values: dict[str, Any] = {}
+    for key, name in _EXIV2_KEYS.items():
+        raw = exif.get(key)
+        if isinstance(raw, list):
+            raw = raw[0] if raw else None
+        if raw is None or not str(raw).strip():
+            continue
+        text = str(raw).strip()
+        if "/" in text and name not in ("make", "model", "lens", "datetime_original"):
+            numerator, _, denominator = text.partition("/")
+            try:
+                values[name] = float(numerator) / float(denominator)
+            except (ValueError, ZeroDivisionError):
+                continue
+        elif name in ("iso",):
+            values[name] = int(text.split()[0]) if text.split()[0].isdigit() else text
+        else:
+            values[name] = text
+    values["orientation"] = 1
+    return values
 
 
 def _raw_preview(raw: Any, min_side: int, flip: int) -> np.ndarray | None:

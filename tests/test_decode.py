@@ -186,3 +186,26 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with os.fdopen(read_end) as pipe:
         message = pipe.read()
     assert message.startswith("unreadable"), message
+
+
+def test_raw_exif_capture_time_and_exposure(tmp_path: Path) -> None:
+    """LibRaw exposes no EXIF, so capture time and exposure of RAW files come through exiv2."""
+    import pyexiv2
+
+    dng = photos.write_dng(tmp_path / "burst.dng", photos.real_photo("coffee"))
+    image = pyexiv2.Image(str(dng))
+    image.modify_exif(
+        {
+            "Exif.Photo.DateTimeOriginal": "2026:06:20 14:03:07",
+            "Exif.Photo.SubSecTimeOriginal": "45",
+            "Exif.Photo.ExposureBiasValue": "-2/3",
+            "Exif.Photo.ExposureTime": "1/250",
+        }
+    )
+    image.close()
+    exif = decode_image(dng).exif
+    assert exif["make"] == "photod" and exif["model"] == "Test Camera"
+    assert exif["datetime_original"] == "2026:06:20 14:03:07"
+    assert exif["subsec_original"] == "45"
+    assert exif["exposure_bias"] == pytest.approx(-2 / 3)
+    assert exif["exposure_time"] == pytest.approx(1 / 250)
