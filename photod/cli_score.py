@@ -69,8 +69,19 @@ def score(
     if sidecar_only and write_mode == "none":
         write_mode = "auto"  # --sidecar-only alone means: write, but only sidecars
     writer = _RatingWriter(write_mode, sidecar_only, force, files) if write_mode != "none" else None
-    # model None: the active model (`photod models --use`, a winning personal model, or default).
-    scorer = Scorer(model=model, device=device or "auto", batch_size=batch_size or 32)
+    from photod.config import load_settings, star_mapping
+
+    # Flags win over PHOTOD_* variables, which win over config.toml. A model of None means the
+    # active model (`photod models --use`, a winning personal model, or the shipped default).
+    settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
+    scorer = Scorer(
+        model=settings.model,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        decode_workers=settings.decode_workers or None,
+        torch_threads=settings.torch_threads or None,
+        star_mapping=star_mapping(settings),
+    )
     failures = 0
     show_bar = len(files) > 3 and sys.stderr.isatty()
     with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:

@@ -86,3 +86,22 @@ def test_score_as_real_subprocess(tmp_path: Path) -> None:
     score, stars, printed_path = out.stdout.split()
     assert 1.0 < float(score) < 5.0 and printed_path == str(path)
     assert set(stars) == {"★"}
+
+
+def test_score_follows_config_thresholds_and_env(tmp_path: Path, monkeypatch) -> None:
+    """The config file's star thresholds and PHOTOD_* variables reach `photod score`."""
+    from photod.config import config_path
+
+    path = photos.write_jpeg(tmp_path / "cat.jpg", photos.real_photo("chelsea"))
+    config = config_path()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("star_thresholds = [0.1, 0.2, 0.3, 0.4]\n")  # everything earns 5 stars
+    runner = CliRunner()
+    rows = runner.invoke(cli, ["score", "--json", str(path)], env={"PHOTOD_DEVICE": "cpu"})
+    assert rows.exit_code == 0, rows.output
+    assert json.loads(rows.output)["stars"] == 5
+    config.write_text("star_thresholds = [8.0, 8.5, 9.0, 9.5]\n")  # nothing reaches 2 stars
+    rows = runner.invoke(cli, ["score", "--json", str(path)], env={"PHOTOD_DEVICE": "cpu"})
+    assert json.loads(rows.output)["stars"] == 1
+    bad = runner.invoke(cli, ["score", str(path)], env={"PHOTOD_DEVICE": "tpu"})
+    assert bad.exit_code == 1 and "device" in bad.output
