@@ -1,15 +1,15 @@
 """Train photod-aesthetic-v2 as shipped: a pair-aware MLSP head ensemble on frozen Lite0 features.
 
-    python -m photod.training.train_v2 [--heads 3] [--epochs 60] [--pair-weight 1.0]
+    python -m photod.training.train_v2    # the shipped run: v1's head + 6 epochs with the pair loss
 
 Why this recipe and not `finetune.py` (which fine-tunes stages 5-6 and is the better recipe on a
 machine with time to spare, e.g. a GPU): on the shared 2-core CPU the shipped model was trained on,
 the trunk cache that fine-tuning needs (12,000 forward passes) did not fit into the time available.
 v2 therefore keeps v1's frozen ImageNet backbone and changes what the head learns:
 
-- MSE on PARA's aesthetic means of the training sessions, as v1, plus an in-batch ranking term
-  (a logistic loss on the order of pairs of photos whose means differ by more than 0.25), which
-  targets SRCC directly;
+- start from v1's head (MSE on PARA's means) and keep that MSE term, optionally with an in-batch
+  ranking term (`--rank-weight`, a logistic loss on pairs of photos whose means differ by more
+  than 0.25; off in the shipped run);
 - a margin ranking loss on synthetic preference pairs: a good training photo must beat its own
   blurred, noisy, under/over-exposed, colour-cast, flattened, JPEG-damaged, tilted, badly cropped
   or margined version by `--margin` (training/degrade.py, random strengths); this is what makes the
@@ -97,6 +97,7 @@ def train_head(
     lr: float = 1e-3,
     weight_decay: float = 1e-2,
     batch: int = 128,
+    init: Any = None,
 ):
     """One head: AdamW, cosine schedule, MSE + in-batch ranking + synthetic-pair margin loss."""
     import torch
@@ -105,9 +106,15 @@ def train_head(
     from photod.models.aesthetic import AestheticHead
 
     torch.manual_seed(seed)
-    head = AestheticHead(in_dim=x.shape[1], hidden=hidden)
-    head.feature_mean.copy_(torch.from_numpy(x.mean(0)))
-    head.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
+    if init is not None:
+        # Warm start: keep the start head's standardisation and weights, then add the pair loss.
+        import copy
+
+        head = copy.deepcopy(init).float()
+    else:
+        head = AestheticHead(in_dim=x.shape[1], hidden=hidden)
+        head.feature_mean.copy_(torch.from_numpy(x.mean(0)))
+        head.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
     xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).float()
     ot, dt = torch.from_numpy(x_orig).float(), torch.from_numpy(x_deg).float()
     optimiser = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
@@ -158,14 +165,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--heads", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--heads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--margin", type=float, default=0.25)
     p.add_argument("--pair-weight", type=float, default=1.0)
-    p.add_argument("--rank-weight", type=float, default=0.5)
+    p.add_argument("--rank-weight", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pair-photos", type=int, default=600)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--init",
+        default="photod-aesthetic-v1",
+        help="start every head from this model's head ('' for a fresh head)",
+    )
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--cached-only", action="store_true", help="use the finished pair shards only")
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
@@ -204,6 +217,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "val_pair_accuracy": pairs_acc["all"],
         }
 
+    start_head = None
+    if args.init:
+        from photod.models.aesthetic import AestheticNet, load_weights
+        from photod.models.registry import get_model_spec
+
+        start = AestheticNet(backbone=torch.nn.Identity())
+        load_weights(start, get_model_spec(args.init).weights)
+        start_head = start.head
+        log.info("start point %s: %s", args.init, evaluate(start_head.eval()))
     started = time.time()
     heads, curves = [], []
     for k in range(args.heads):
@@ -218,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.pair_weight,
             args.rank_weight,
             evaluate=evaluate if k == 0 else None,
+            lr=args.lr,
+            init=start_head,
         )
         heads.append(head)
         curves.append(curve)
