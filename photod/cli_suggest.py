@@ -18,6 +18,24 @@ from photod.cli_common import (
 )
 
 
+def _search_model(fallback: str) -> str:
+    """The search's objective: photod-aesthetic-v2 (trained so a photo beats its own degraded,
+    badly cropped or padded versions) when installed, else the active scoring model."""
+    from photod.models import get_model_spec
+
+    try:
+        if get_model_spec("photod-aesthetic-v2").available:
+            return "photod-aesthetic-v2"
+    except Exception:  # a registry problem must not stop suggestions with the fallback
+        pass
+    try:
+        from photod.models.registry import active_model_name
+
+        return active_model_name()
+    except ImportError:
+        return fallback
+
+
 def _format_params(params: dict[str, Any]) -> str:
     parts = []
     for key, value in params.items():
@@ -133,7 +151,9 @@ def suggest(
     if not files:
         raise click.UsageError("no photos found in the given paths")
     scorer = Scorer(
-        model=model or DEFAULT_MODEL, device=device or "auto", batch_size=batch_size or 32
+        model=model or _search_model(DEFAULT_MODEL),
+        device=device or "auto",
+        batch_size=batch_size or 32,
     )
     db = None
     if store:
