@@ -78,7 +78,7 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     ).stdout
     ratings = [tags.get("Rating") for tags in json.loads(out)]
     assert len(ratings) == 6 and all(isinstance(r, int) and -1 <= r <= 5 for r in ratings)
-    db = sqlite3.connect(tmp_path / "runs" / "photod-0.db")
+    db = sqlite3.connect(tmp_path / "runs" / "photod-auto-0.db")
     assert db.execute("SELECT count(*) FROM photos WHERE status = 'ok'").fetchone()[0] == 6
     assert results["scoring"]["max_score_difference_between_configs"] < 1e-3
     assert set(results["formats"]["formats"]) == {"dng", "heic", "png", "tiff"}
