@@ -3,8 +3,9 @@
 Building one imports torch; listing them does not.
 
 - `photod-aesthetic-v1`: frozen ImageNet EfficientNet-Lite0, MLSP features, MLP head on PARA means.
-- `photod-aesthetic-v2`: stages 5-6 and the head convolution fine-tuned with the head, on PARA means
-  plus synthetic preference pairs (see models/README.md and training/finetune.py).
+- `photod-aesthetic-v2` (default): the same frozen features, a linear head fitted by ridge
+  regression on PARA means plus synthetic preference pairs (models/README.md,
+  training/train_linear.py).
 - `personal-*`: a head fine-tuned on the user's own star ratings on top of a shipped model
   (`photod train --from-ratings`); only the head is stored, the backbone comes from the base model.
 """
@@ -37,8 +38,8 @@ def photod_aesthetic_v1(device: str = "cpu", spec: ModelSpec | None = None) -> A
 
 @register_model(
     "photod-aesthetic-v2",
-    description="EfficientNet-Lite0 fine-tuned (stages 5-6) + MLSP head, PARA means + "
-    "synthetic preference pairs",
+    description="EfficientNet-Lite0 + MLSP features, linear head on PARA means + synthetic "
+    "preference pairs",
     weights="photod-aesthetic-v2.safetensors",
 )
 def photod_aesthetic_v2(device: str = "cpu", spec: ModelSpec | None = None) -> Any:

@@ -26,7 +26,7 @@ from photod.stars import FALLBACK_THRESHOLDS, StarMapping
 
 log = logging.getLogger("photod")
 
-DEFAULT_MODEL = "photod-aesthetic-v1"
+DEFAULT_MODEL = "photod-aesthetic-v2"
 # Fewer torch threads while decode threads run (see `Scorer._threads_beside_decoders`).
 AUTO_THREADS = True
 
