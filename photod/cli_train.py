@@ -34,11 +34,12 @@ DATASETS = ("para", "csv", "ava", "popularity")
 @click.option("--base", default=None, help="Shipped model to start from (default: the default).")
 @click.option(
     "--recipe",
-    type=click.Choice(["head", "finetune"]),
-    default="head",
+    type=click.Choice(["linear", "mlp", "finetune"]),
+    default="linear",
     show_default=True,
-    help="Without --from-ratings: 'head' reproduces the shipped v2 (frozen backbone, pair-aware "
-    "head ensemble); 'finetune' also fine-tunes stages 5-6 (hours on a CPU, minutes on a GPU).",
+    help="Without --from-ratings: 'linear' reproduces the shipped v2 (pair-constrained ridge head "
+    "on frozen features); 'mlp' the pair-aware MLP head; 'finetune' also fine-tunes stages 5-6 "
+    "(hours on a CPU, minutes on a GPU).",
 )
 @click.option(
     "--resume", is_flag=True, help="--recipe finetune: continue from the last checkpoint."
@@ -70,7 +71,11 @@ def train(
     """
     if ratings_dir is None:
         argv = ["--seed", str(seed)] + (["--epochs", str(epochs)] if epochs else [])
-        if recipe == "head":
+        if recipe == "linear":
+            from photod.training.train_linear import main as recipe_main
+
+            argv = []  # closed form: no epochs, no seed
+        elif recipe == "mlp":
             from photod.training.train_v2 import main as recipe_main
         else:
             from photod.training.finetune import main as recipe_main

@@ -231,20 +231,29 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         pairs[name] = pair_accuracy(po, pd, labels, origin)
 
     log.info("baselines")
-    base_rows, extra = run_baselines(
-        frozen[tr],
-        y[tr],
-        frozen[va],
-        y[va],
-        hand[tr],
-        hand[va],
-        extra_test={
-            "orig_frozen": val_orig,
-            "deg_frozen": val_deg,
-            "orig_hand": hand[chosen],
-            "deg_hand": hand_deg,
-        },  # fmt: skip
-    )
+    import pickle
+
+    baseline_cache = CACHE / f"para-baselines-{VAL_PAIR_PHOTOS}.pkl"
+    if baseline_cache.exists():
+        # The baselines depend only on the cached features: fit them once (minutes of CPU).
+        base_rows, extra = pickle.loads(baseline_cache.read_bytes())
+    else:
+        base_rows, extra = run_baselines(
+            frozen[tr],
+            y[tr],
+            frozen[va],
+            y[va],
+            hand[tr],
+            hand[va],
+            extra_test={
+                "orig_frozen": val_orig,
+                "deg_frozen": val_deg,
+                "orig_hand": hand[chosen],
+                "deg_hand": hand_deg,
+            },
+            forest_trees=100,
+        )
+    baseline_cache.write_bytes(pickle.dumps((base_rows, extra)))
     rows.update(base_rows)
     for name in ("ridge (frozen features)", "ridge (handcrafted)"):
         kind = "frozen" if "frozen" in name else "hand"
@@ -354,7 +363,10 @@ The shipped safetensors file loaded through `Scorer`, scoring decoded pixels (no
 
 ## Figures
 
-- `learning-curves.png` (as the paper's Fig. 3): training losses and validation metrics per epoch.
+- `learning-curves.png` (as the paper's Fig. 3): losses and validation metrics per epoch of an
+  MLP head run of `training/train_v2.py` (fresh head, MSE + rank + pairs, 25 epochs): train SRCC
+  climbs to 0.99 while validation stays near 0.74 — why the shipped v2 is a closed-form ridge
+  head, which has no epochs (`models/README.md` compares the runs).
 - `best-100.png`, `worst-100.png` (as Fig. 4): the 100 best and 100 worst validation photos by
   {models[0]}.
 
