@@ -274,7 +274,7 @@ def cull(
     from tqdm import tqdm
 
     from photod.cull_store import analyse_files, cull_analysed
-    from photod.scoring import DEFAULT_MODEL, Scorer, iter_photo_paths
+    from photod.scoring import iter_photo_paths
 
     files = list(iter_photo_paths(paths, recursive))
     if not files:
@@ -287,9 +287,10 @@ def cull(
             "keep": keep,
         }
     )
-    scorer = Scorer(
-        model=model or DEFAULT_MODEL, device=device or "auto", batch_size=batch_size or 32
-    )
+    from photod.config import load_settings, scorer_from_settings
+
+    settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
+    scorer = scorer_from_settings(settings)
     show_bar = len(files) > 3 and sys.stderr.isatty() and not as_json
     with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
         analysed = analyse_files(files, scorer, progress=bar.update)

@@ -61,7 +61,7 @@ def score(
     """
     from tqdm import tqdm
 
-    from photod.scoring import Scorer, iter_photo_paths
+    from photod.scoring import iter_photo_paths
 
     files = list(iter_photo_paths(paths, recursive))
     if not files:
@@ -69,19 +69,12 @@ def score(
     if sidecar_only and write_mode == "none":
         write_mode = "auto"  # --sidecar-only alone means: write, but only sidecars
     writer = _RatingWriter(write_mode, sidecar_only, force, files) if write_mode != "none" else None
-    from photod.config import load_settings, star_mapping
+    from photod.config import load_settings, scorer_from_settings
 
     # Flags win over PHOTOD_* variables, which win over config.toml. A model of None means the
     # active model (`photod models --use`, a winning personal model, or the shipped default).
     settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
-    scorer = Scorer(
-        model=settings.model,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        decode_workers=settings.decode_workers or None,
-        torch_threads=settings.torch_threads or None,
-        star_mapping=star_mapping(settings),
-    )
+    scorer = scorer_from_settings(settings)
     failures = 0
     show_bar = len(files) > 3 and sys.stderr.isatty()
     with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:

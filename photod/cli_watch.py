@@ -167,9 +167,8 @@ def watch(
     (exit 0); with --once, exits when the catch-up is done. With --json, one line per photo.
     """
     from photod.cli_common import setup_logging
-    from photod.config import star_mapping
+    from photod.config import scorer_from_settings
     from photod.daemon import Daemon
-    from photod.scoring import Scorer
 
     settings = _load_settings(
         config_file,
@@ -194,14 +193,7 @@ def watch(
     setup_logging(
         root.params["log_level"] if root_explicit and not log_level else settings.log_level
     )
-    scorer = Scorer(
-        model=settings.model,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        decode_workers=settings.decode_workers or None,
-        torch_threads=settings.torch_threads or None,
-        star_mapping=star_mapping(settings),
-    )
+    scorer = scorer_from_settings(settings)
 
     def on_result(outcome: Any) -> None:
         row = outcome.to_dict()

@@ -277,3 +277,20 @@ def write_template(path: Path | None = None) -> Path:
         os.fsync(handle.fileno())
     os.replace(temp, target)
     return target
+
+
+def scorer_from_settings(settings: Settings, **overrides: Any) -> Any:
+    """The Scorer the settings describe (model, device, batch size, threads, star thresholds);
+    `overrides` replace single Scorer arguments, e.g. a command's own model choice."""
+    from photod.scoring import Scorer
+
+    arguments = {
+        "model": settings.model,
+        "device": settings.device,
+        "batch_size": settings.batch_size,
+        "decode_workers": settings.decode_workers or None,
+        "torch_threads": settings.torch_threads or None,
+        "star_mapping": star_mapping(settings),
+    }
+    arguments.update(overrides)
+    return Scorer(**arguments)

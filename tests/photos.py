@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
+SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field")
 
 
 def real_photo(name: str = "chelsea", scale: float = 1.0) -> np.ndarray:

@@ -147,10 +147,10 @@ class _State:
         """The app's one Scorer, built on first use (torch is imported only here)."""
         with self._scorer_lock:
             if self._scorer is None:
-                from photod.scoring import DEFAULT_MODEL, Scorer
+                from photod.scoring import Scorer
 
                 self._scorer = Scorer(
-                    model=self.config.model or DEFAULT_MODEL,
+                    model=self.config.model,  # None: the active model, personal ones included
                     device=self.config.device,
                     batch_size=8,
                     max_pixels=self.config.max_pixels,
@@ -491,11 +491,10 @@ async def api_photo(request: Request) -> Response:
 
 async def api_status(request: Request) -> Response:
     """GET /api/status: which model and index this page uses, and its limits."""
-    from photod.models import get_model_spec
-    from photod.scoring import DEFAULT_MODEL
+    from photod.models import active_model_name, get_model_spec
 
     state = _state(request)
-    name = state.config.model or DEFAULT_MODEL
+    name = state.config.model or active_model_name()
     try:
         spec = get_model_spec(name)
         model = {"name": name, "version": spec.version, "available": spec.available}
