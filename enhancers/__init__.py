@@ -21,13 +21,13 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from photod.errors import PhotodError
+from photod.plugins import load_entry_points
 
 log = logging.getLogger("photod")
 
@@ -105,7 +105,6 @@ class EnhancerSpec:
 
 _REGISTRY: dict[str, EnhancerSpec] = {}
 _builtin_loaded = False
-_entry_points_loaded = False
 
 
 def register_enhancer(
@@ -133,15 +132,7 @@ def _ensure_builtin() -> None:
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry_point.load()
-        except Exception as exc:  # a broken plug-in must not break photod
-            log.warning("cannot load enhancer plug-in %s: %s", entry_point.name, exc)
+    load_entry_points(ENTRY_POINT_GROUP)
 
 
 def list_enhancers() -> list[EnhancerSpec]:

@@ -20,11 +20,11 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from photod.errors import ModelError
+from photod.plugins import load_entry_points
 
 log = logging.getLogger("photod")
 
@@ -52,7 +52,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_entry_points_loaded = False
 
 
 def register_model(
@@ -83,15 +82,7 @@ def register_model(
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry_point.load()
-        except Exception as exc:  # a broken plug-in must not break photod
-            log.warning("cannot load model plug-in %s: %s", entry_point.name, exc)
+    load_entry_points(ENTRY_POINT_GROUP)
 
 
 def _ensure_builtin() -> None:

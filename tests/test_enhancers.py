@@ -85,7 +85,9 @@ def test_third_party_enhancer_loads_from_entry_point(tmp_path, monkeypatch):
     )
     (dist / "entry_points.txt").write_text("[photod.enhancers]\ninvert_demo = photod_plugin_demo\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    from photod import plugins
+
+    monkeypatch.setattr(plugins, "_loaded_groups", set())
     monkeypatch.delitem(registry._REGISTRY, "invert_demo", raising=False)
     try:
         spec = get_enhancer("invert_demo")
