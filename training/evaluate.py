@@ -21,7 +21,7 @@ import numpy as np
 
 from photod.training.datasets import Sample
 from photod.training.degrade import EVAL_STRENGTH, KINDS, degrade
-from photod.training.metrics import regression_report
+from photod.training.metrics import median_split_metrics, regression_report
 
 log = logging.getLogger("photod")
 
@@ -43,18 +43,8 @@ def is_binary(target: np.ndarray) -> bool:
 
 def binary_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Accuracy/precision/recall/F1 of classes 1 vs 0, thresholded at the median prediction."""
-    truth = target == 1.0
-    guess = pred >= np.median(pred)
-    tp = float(np.sum(guess & truth))
-    precision = tp / max(1.0, float(guess.sum()))
-    recall = tp / max(1.0, float(truth.sum()))
-    return {
-        "top_bottom_accuracy": float(np.mean(guess == truth)),
-        "top_bottom_precision": precision,
-        "top_bottom_recall": recall,
-        "top_bottom_f1": 2 * precision * recall / max(1e-9, precision + recall),
-        "top_bottom_n": int(len(target)),
-    }
+    metrics = median_split_metrics(pred, target == 1.0)
+    return {f"top_bottom_{name}": value for name, value in metrics.items()}
 
 
 def score_report(pred: np.ndarray, target: np.ndarray) -> dict[str, Any]:

@@ -25,19 +25,13 @@ def extremes_mask(target: np.ndarray, share: float = 0.2) -> tuple[np.ndarray, n
     return target >= high, target <= low
 
 
-def top_bottom_metrics(
-    pred: np.ndarray, target: np.ndarray, share: float = 0.2
-) -> dict[str, float]:
-    """Accuracy/precision/recall/F1 of telling the top from the bottom `share` of photos.
+def median_split_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy/precision/recall/F1 of boolean `truth`, predicting True above the median score.
 
-    The decision threshold is the median prediction over the two extremes, so the protocol needs no
-    extra calibration set (the paper's classifiers were trained on exactly these two classes).
+    The median threshold needs no extra calibration set (the paper's classifiers were trained on
+    exactly two balanced classes, top and bottom).
     """
-    top, bottom = extremes_mask(target, share)
-    keep = top | bottom
-    truth = top[keep]
-    scores = pred[keep]
-    guess = scores >= np.median(scores)
+    guess = pred >= np.median(pred)
     tp = float(np.sum(guess & truth))
     precision = tp / max(1.0, float(guess.sum()))
     recall = tp / max(1.0, float(truth.sum()))
@@ -46,8 +40,17 @@ def top_bottom_metrics(
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / max(1e-9, precision + recall),
-        "n": int(keep.sum()),
+        "n": int(len(truth)),
     }
+
+
+def top_bottom_metrics(
+    pred: np.ndarray, target: np.ndarray, share: float = 0.2
+) -> dict[str, float]:
+    """Accuracy/precision/recall/F1 of telling the top from the bottom `share` of photos."""
+    top, bottom = extremes_mask(target, share)
+    keep = top | bottom
+    return median_split_metrics(pred[keep], top[keep])
 
 
 def regression_report(pred: np.ndarray, target: np.ndarray) -> dict[str, Any]:
