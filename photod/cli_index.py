@@ -43,7 +43,10 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         if row["status"] == "ok":
             click.echo(f"{row['score']:6.3f}  {_stars_text(row):<6}  {row['path']}")
         else:
-            detail = f": {row['error']}" if row.get("error") else ""
+            error = row.get("error") or ""
+            # photod's errors already start with the path; don't print it twice.
+            error = error.removeprefix(f"{row['path']}: ")
+            detail = f": {error}" if error else ""
             click.echo(f"{row['status']:>6}  {'':<6}  {row['path']}{detail}")
 
 

@@ -224,6 +224,12 @@ def test_list_top_and_status_commands(tmp_path: Path) -> None:
     ]  # fmt: skip
     errors = runner.invoke(cli, ["list", "--db", str(path), "--status", "error"])
     assert errors.output.split() == ["error", "/p/d.jpg"]
+    db = open_index(path)
+    db.execute("update photos set error = '/p/d.jpg: truncated JPEG' where path = '/p/d.jpg'")
+    db.conn.commit()
+    db.close()
+    errors = runner.invoke(cli, ["list", "--db", str(path), "--status", "error"])
+    assert errors.output.split() == ["error", "/p/d.jpg:", "truncated", "JPEG"]  # path once
     text = runner.invoke(cli, ["list", "--db", str(path), "--sort", "score", "--limit", "2"])
     # A photo that is gone shows its status instead of a score.
     assert text.output.splitlines() == [" 3.900  ★★★★★   /p/a.jpg", "missing          /q/e.jpg"]
