@@ -247,3 +247,27 @@ def test_list_top_and_status_commands(tmp_path: Path) -> None:
     assert "not running" in runner.invoke(cli, ["status", "--db", str(path)]).output
     bad = runner.invoke(cli, ["list", "--db", str(tmp_path / "nothing.db")])
     assert bad.exit_code == 1 and "no index here" in bad.output
+
+
+def test_datasette_reads_the_index_while_it_is_open_for_writing(tmp_path: Path) -> None:
+    """datasette (a real instance, through its own HTTP client) browses a live WAL index."""
+    import asyncio
+
+    from datasette.app import Datasette
+
+    path = tmp_path / "index.db"
+    db = open_index(path)
+    _fill(db)  # the writer keeps its connection open, as the daemon does
+
+    async def fetch() -> list[dict]:
+        datasette = Datasette([str(path)])
+        response = await datasette.client.get(
+            "/index/photos.json?_shape=array&status=ok&_sort_desc=score"
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    rows = asyncio.run(fetch())
+    assert [row["path"] for row in rows] == ["/p/a.jpg", "/p/b.jpg", "/p/sub/c.jpg"]
+    assert rows[0]["stars"] == 5 and rows[0]["camera_make"] == "Canon"
+    db.close()
