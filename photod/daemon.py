@@ -101,6 +101,15 @@ class PendingFile:
     version: int = 0  # bumped by every event, so a stale readiness check never wins
 
 
+def _signature(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a regular file, or None when it cannot be looked at."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
 class _Handler:
     """watchdog event handler for one watched root: turns events into `Daemon.note` calls."""
 
@@ -228,11 +237,14 @@ class Daemon:
     def note(self, path: str, kind: str) -> None:
         """Record an event for `path` (called from observer threads and the catch-up scan)."""
         now = time.monotonic()
+        # The size and mtime seen at the event start the settle window, so a file that then stays
+        # unchanged for settle_seconds is ready at the first look instead of the second.
+        signature = None if kind == "gone" else _signature(path)
         with self._pending_lock:
             entry = self._pending.get(path)
             if entry is None:
                 delay = 0.0 if kind == "gone" else self.settle_seconds
-                self._pending[path] = PendingFile(kind, now, now + delay)
+                self._pending[path] = PendingFile(kind, now, now + delay, signature)
                 return
             entry.version += 1
             entry.last_event = now
@@ -241,7 +253,7 @@ class Daemon:
             elif kind == "closed":
                 entry.kind = "closed"
             entry.due = now + (0.0 if kind == "gone" else self.settle_seconds)
-            entry.signature = None
+            entry.signature = signature
 
     def note_folder_gone(self, folder: str) -> None:
         with self._pending_lock:
