@@ -27,6 +27,20 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+REQUIRED_TOOLS_IN_CI = ("exiftool", "exiv2", "darktable-cli", "chromium", "chromedriver")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI the independent readers are installed by .ci/run: a missing one is a failure there,
+    not a reason for the tests that use it to skip."""
+    import shutil
+
+    if os.environ.get("CI"):
+        missing = [tool for tool in REQUIRED_TOOLS_IN_CI if shutil.which(tool) is None]
+        if missing:
+            raise pytest.UsageError(f"CI is missing tools the tests need: {', '.join(missing)}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _cuda_available():
         return
