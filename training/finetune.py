@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from photod.training.datasets import SPLIT_SEED, para_dataset, session_split
+from photod.training.export import write_model
 
 log = logging.getLogger("photod")
 
@@ -321,7 +322,6 @@ def export(
 ) -> None:
     """Write the safetensors (fp16 backbone and head weights, fp32 buffers) and the model card."""
     import torch
-    from safetensors.torch import save_file
 
     from photod.stars import thresholds_from_scores
     from photod.training.metrics import regression_report
@@ -333,10 +333,6 @@ def export(
     for key, value in net.head.state_dict().items():
         keep32 = key.startswith("feature_") or value.dim() < 2
         state[f"head.{key}"] = (value if keep32 else value.half()).contiguous().cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(out)
     report = regression_report(val_pred, val_target)
     card = {
         "name": out.stem,
@@ -360,7 +356,7 @@ def export(
         "star_thresholds": list(thresholds_from_scores(val_pred)),
         "history": history["epochs"],
     }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(out, state, card)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -16,10 +16,7 @@ Recipe, chosen for the tens to hundreds of ratings a photographer has:
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +26,7 @@ import numpy as np
 
 from photod.errors import ModelError, PhotodError
 from photod.training.datasets import Sample, session_split, user_ratings_dataset
+from photod.training.export import write_model
 
 log = logging.getLogger("photod")
 
@@ -123,18 +121,6 @@ def fit_head(
     return head.eval()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def train_personal(
     folder: Path,
     base: str | None = None,
@@ -150,7 +136,6 @@ def train_personal(
 ) -> dict[str, Any]:
     """Train a personal head from the ratings under `folder`; returns the comparison report."""
     import torch
-    from safetensors.torch import save_file
 
     from photod.models import get_model_spec, load_model, select_model
     from photod.models.registry import selected_model_name
@@ -218,7 +203,6 @@ def train_personal(
     folder_out.mkdir(parents=True, exist_ok=True)
     weights = folder_out / f"{name}.safetensors"
     state = {f"head.{k}": v.detach().contiguous() for k, v in personal.state_dict().items()}
-    _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
     card = {
         "name": name,
         "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}",
@@ -236,8 +220,7 @@ def train_personal(
         "beats_base": report["beats_base"],
         "star_thresholds": list(personal_thresholds(pred[train_idx], stars[train_idx])),
     }
-    card_path = weights.with_suffix(".json")
-    _atomic_write(card_path, lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
+    write_model(weights, state, card)
 
     if out_dir is None:
         if report["beats_base"]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from photod.training.datasets import SPLIT_SEED, para_dataset, session_split
+from photod.training.export import write_model
 from photod.training.features import cached_features
 from photod.training.metrics import regression_report
 
@@ -69,7 +70,6 @@ def train_mlp_head(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from safetensors.torch import save_file
 
     from photod.stars import thresholds_from_scores
 
@@ -93,8 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
     report = regression_report(pred, targets[is_val])
     print(json.dumps(report, indent=2))
     state = {f"head.{k}": v.contiguous() for k, v in head.state_dict().items()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(args.out))
     card = {
         "name": args.out.stem,
         "version": args.out.stem,
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         "metrics": {k: round(v, 4) for k, v in report.items() if isinstance(v, float)},
         "star_thresholds": list(thresholds_from_scores(pred)),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(args.out, state, card)
     return report
 
 

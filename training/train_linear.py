@@ -17,7 +17,6 @@ bias subtracted again; `models/aesthetic.py` loads it like any head.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from photod.training.datasets import SPLIT_SEED, para_dataset, session_split
+from photod.training.export import write_model
 
 log = logging.getLogger("photod")
 
@@ -63,7 +63,6 @@ def linear_head(mean: np.ndarray, std: np.ndarray, w: np.ndarray, b: float, lift
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from safetensors.torch import save_file
 
     from photod.stars import thresholds_from_scores
     from photod.training.evaluate import pair_accuracy
@@ -129,9 +128,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log.info("alpha %g, pair weight %g: %s; pairs %s", alpha, lam, report, pairs_val)
 
     state = {f"head.{k}": v.contiguous() for k, v in head.state_dict().items()}
-    tmp = args.out.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(args.out)
     card = {
         "name": args.out.stem,
         "version": args.out.stem,
@@ -155,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pair_accuracy": {str(k): round(v, 4) for k, v in pairs_val.items()},
         "star_thresholds": list(thresholds_from_scores(pred)),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(args.out, state, card)
     return {**report, "pairs": pairs_val}
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from photod.training.datasets import SPLIT_SEED, para_dataset, session_split
+from photod.training.export import write_model
 
 log = logging.getLogger("photod")
 
@@ -154,7 +155,6 @@ def train_head(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
-    from safetensors.torch import save_file
 
     from photod.stars import thresholds_from_scores
     from photod.training.evaluate import pair_accuracy
@@ -261,10 +261,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, value in head.state_dict().items():
         keep32 = key.startswith("feature_") or value.dim() < 2
         state[f"head.{key}"] = (value if keep32 else value.half()).contiguous()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(args.out)
     card = {
         "name": args.out.stem,
         "version": args.out.stem,
@@ -283,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "star_thresholds": list(thresholds_from_scores(pred)),
         "train_seconds": round(time.time() - started, 1),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    write_model(args.out, state, card)
     HISTORY.parent.mkdir(parents=True, exist_ok=True)
     HISTORY.write_text(json.dumps({"curves": curves}, indent=1))
     return {**report, "pairs": pairs_val}
