@@ -34,6 +34,15 @@ def _stars_text(row: dict[str, Any]) -> str:
     return text + ("*" if row.get("user_rating") is not None else "")
 
 
+def _suggestion_text(suggestion: dict[str, Any]) -> str:
+    parts = [f"gain {suggestion['gain']:+.3f}"]
+    if suggestion.get("crop"):
+        parts.append("crop " + ",".join(f"{v:.2f}" for v in suggestion["crop"]))
+    if suggestion.get("exposure_ev"):
+        parts.append(f"{suggestion['exposure_ev']:+.2f} EV")
+    return "; ".join(parts)
+
+
 def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         for row in rows:
@@ -41,7 +50,10 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     for row in rows:
         if row["status"] == "ok":
-            click.echo(f"{row['score']:6.3f}  {_stars_text(row):<6}  {row['path']}")
+            line = f"{row['score']:6.3f}  {_stars_text(row):<6}  {row['path']}"
+            if row.get("suggestion"):
+                line += f"  [{_suggestion_text(row['suggestion'])}]"
+            click.echo(line)
         else:
             error = row.get("error") or ""
             # photod's errors already start with the path; don't print it twice.
@@ -59,6 +71,9 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 @click.option("--sort", type=click.Choice(SORTS), default="score", show_default=True)
 @click.option("--asc", is_flag=True, help="Ascending order (default: descending).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most N photos.")
+@click.option(
+    "--suggested", is_flag=True, help="Only photos with a worthwhile stored edit suggestion."
+)
 @db_option
 @json_option
 @library_errors
@@ -71,10 +86,15 @@ def list_command(
     sort: str,
     asc: bool,
     limit: int | None,
+    suggested: bool,
     db_path: str | None,
     as_json: bool,
 ) -> None:
-    """List indexed photos, best first. A * after the stars marks your own rating."""
+    """List indexed photos, best first. A * after the stars marks your own rating.
+
+    With --suggested, only photos whose stored suggestion gains more than its margin, with the gain
+    and the edit (see `photod suggestions PATH` for the steps).
+    """
     from photod.index import open_index_readonly, query_photos
 
     db = open_index_readonly(_db_path(db_path))
@@ -88,6 +108,7 @@ def list_command(
         descending=not asc,
         limit=limit,
         folder=folder,
+        suggested=suggested,
     )
     _print_rows(rows, as_json)
 

@@ -203,6 +203,7 @@ def query_photos(
     limit: int | None = None,
     folder: str | os.PathLike[str] | None = None,
     include_embedding: bool = False,
+    suggested: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of `photos` as dicts, filtered and sorted.
 
@@ -210,7 +211,9 @@ def query_photos(
     error or missing (default: all); `since` keeps photos first indexed at or after that moment;
     `camera` matches make or model (case-insensitive substring); `folder` keeps photos under that
     folder; rows with no value in the sort column come last. The `embedding` blob is included only
-    on request (`include_embedding=True`; decode with `embedding_array`).
+    on request (`include_embedding=True`; decode with `embedding_array`). `suggested` keeps only
+    photos with a worthwhile stored suggestion (`photod suggest`/`watch --suggest`) and adds its
+    `suggestion` (gain, score after, exposure EV, crop) to each row.
     """
     if sort not in SORT_COLUMNS:
         raise PhotoIndexError(
@@ -237,6 +240,10 @@ def query_photos(
         prefix = os.path.abspath(folder).rstrip(os.sep) + os.sep
         where.append("substr(path, 1, ?) = ?")
         params.extend([len(prefix), prefix])
+    if suggested:
+        if not db["suggestions"].exists():
+            return []
+        where.append("path IN (SELECT path FROM suggestions WHERE suggested = 1)")
     # Every column (other features add some, e.g. group_id) except the blob unless asked for.
     names = [c for c in db["photos"].columns_dict if include_embedding or c != "embedding"]
     columns = ", ".join(f'"{name}"' for name in names)
@@ -249,9 +256,16 @@ def query_photos(
         sql += " LIMIT ?"
         params.append(int(limit))
     try:
-        return list(db.query(sql, params))
+        rows = list(db.query(sql, params))
     except sqlite3.DatabaseError as exc:
         raise PhotoIndexError(f"query failed: {exc}") from exc
+    if suggested:
+        from photod.suggest_store import suggested_paths
+
+        by_path = {row.pop("path"): row for row in suggested_paths(db)}
+        for row in rows:
+            row["suggestion"] = by_path.get(row["path"])
+    return rows
 
 
 def embedding_array(blob: bytes | None) -> Any:

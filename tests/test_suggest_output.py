@@ -331,6 +331,39 @@ def test_suggestions_table_roundtrip(tmp_path):
     assert load_suggestion(str(tmp_path / "index.db"), "/photos/b.jpg")["suggested"] is False
 
 
+def test_list_suggested_shows_only_photos_with_a_worthwhile_suggestion(tmp_path):
+    from click.testing import CliRunner
+
+    from photod.cli import cli
+    from photod.index import open_index, upsert_photo
+    from photod.suggest_store import save_suggestion
+
+    path = tmp_path / "index.db"
+    db = open_index(path)
+    runner = CliRunner()
+    upsert_photo(db, {"path": "/p/a.jpg", "score": 3.2, "stars": 3, "status": "ok"})
+    empty = runner.invoke(cli, ["list", "--suggested", "--db", str(path)])
+    assert empty.exit_code == 0 and empty.output == ""  # no suggestions table yet: no rows
+    for name, score in [("b", 3.0), ("c", 2.1)]:
+        upsert_photo(db, {"path": f"/p/{name}.jpg", "score": score, "stars": 2, "status": "ok"})
+    save_suggestion(db, "/p/b.jpg", make_suggestion())
+    weak = make_suggestion()
+    weak.edits, weak.score_after = [], weak.score_before
+    save_suggestion(db, "/p/c.jpg", weak)  # below its margin: not worth showing
+    db.close()
+    listed = runner.invoke(cli, ["list", "--suggested", "--db", str(path), "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [r["path"] for r in rows] == ["/p/b.jpg"]
+    assert rows[0]["suggestion"]["gain"] == pytest.approx(0.27)
+    assert rows[0]["suggestion"]["crop"] == [0.1, 0.05, 0.8, 0.9]
+    text = runner.invoke(cli, ["list", "--suggested", "--db", str(path)]).output
+    assert "/p/b.jpg" in text and "gain +0.270" in text and "+0.67 EV" in text
+    assert "/p/a.jpg" not in text and "/p/c.jpg" not in text
+    everything = runner.invoke(cli, ["list", "--db", str(path)]).output
+    assert "/p/a.jpg" in everything and "gain" not in everything
+
+
 @pytest.mark.parametrize("kind", ["png", "tiff", "tiff16", "heic", "cmyk"])
 def test_render_every_format(tmp_path, kind):
     from photod.render import render_suggestion
