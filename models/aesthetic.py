@@ -39,6 +39,44 @@ def multilevel_features(backbone: nn.Module, x: torch.Tensor) -> tuple[torch.Ten
     return torch.cat(pooled, dim=1), embedding
 
 
+# The split used to fine-tune only the late stages (training/finetune.py) and to score many crop
+# windows from one early-stage pass (photod.suggest.roi_tail_scores): blocks[:TRUNK_STAGES] are
+# the frozen ImageNet "trunk", the rest is the "tail".
+TRUNK_STAGES = 5
+
+
+def trunk_forward(backbone, x, stages: int = TRUNK_STAGES):
+    """(output map of blocks[:stages], their MLSP [mean, std] vectors in multilevel order)."""
+    h = backbone.bn1(backbone.conv_stem(x))
+    pooled = []
+    for stage in backbone.blocks[:stages]:
+        h = stage(h)
+        flat = h.float().flatten(2)
+        pooled.append(flat.mean(dim=2))
+        pooled.append(flat.std(dim=2))
+    return h, torch.cat(pooled, dim=1)
+
+
+def tail_forward(backbone, head, maps, early_stats):
+    """Scores and embeddings from trunk outputs: blocks[TRUNK_STAGES:], head conv, MLP head.
+
+    Equal to `AestheticNet.forward_all` on the image whenever the network's first TRUNK_STAGES
+    stages are the frozen ImageNet ones the trunk cache was made with (true for v1, v2 and v3:
+    v3 fine-tuned the tail only).
+    """
+    h = maps
+    pooled = [early_stats.float()]
+    for stage in backbone.blocks[TRUNK_STAGES:]:
+        h = stage(h)
+        flat = h.float().flatten(2)
+        pooled.append(flat.mean(dim=2))
+        pooled.append(flat.std(dim=2))
+    h = backbone.bn2(backbone.conv_head(h))
+    embedding = h.float().mean(dim=(2, 3))
+    pooled.append(embedding)
+    return head(torch.cat(pooled, dim=1)), embedding
+
+
 class AestheticHead(nn.Module):
     """Standardise the features, then a two-layer MLP to one score."""
 

@@ -57,6 +57,9 @@ log = logging.getLogger("photod")
 WORKING_MIN_SIDE = 224
 # Input size of the single backbone pass that RoI-pools crop windows (see `roi_scores`).
 ROI_INPUT = 320
+# Input size of the early-stage pass of `roi_tail_scores`: a crop of ~0.8 of the frame then
+# covers about the 14 x 14 stage-4 cells a 224-px crop would have.
+ROI_TAIL_INPUT = 288
 
 
 @dataclass
@@ -87,7 +90,9 @@ class Suggestion:
     model: str = ""
     margin: float = 0.0
     best_score: float = 0.0  # best chain found, even when below the margin
-    candidates: int = 0
+    candidates: int = 0  # edits proposed by the enhancers
+    scored: int = 0  # of those, how many got a score (a real pass or a RoI-tail score)
+    full_passes: int = 0  # full forward passes of the model, the untouched photo included
     seconds: float = 0.0
     width: int | None = None
     height: int | None = None
@@ -126,6 +131,8 @@ class Suggestion:
             "margin": self.margin,
             "best_score": round(self.best_score, 4),
             "candidates": self.candidates,
+            "scored": self.scored,
+            "full_passes": self.full_passes,
             "seconds": round(self.seconds, 3),
             "width": self.width,
             "height": self.height,
@@ -180,7 +187,7 @@ def suggest_pixels(
     edits: list[Edit] = []
     ops: list[Callable[[np.ndarray], np.ndarray]] = []
     pending_base = True
-    n_candidates = 0
+    n_candidates = n_scored = n_full = 0
     base_score = 0.0
 
     for name in names:
@@ -199,9 +206,14 @@ def suggest_pixels(
             if pending_base:
                 base_score = current_score = float(scorer.score_pixels([current])[0][0])
                 pending_base = False
+                n_full += 1
             continue
         n_candidates += len(candidates)
-        scores, shortlist = _score_candidates(scorer, current, candidates, settings, pending_base)
+        scores, shortlist, approximated = _score_candidates(
+            scorer, current, candidates, settings, pending_base
+        )
+        n_full += len(scores)
+        n_scored += len(shortlist) + approximated
         if pending_base:
             base_score = current_score = float(scores[0])
             scores = scores[1:]
@@ -228,6 +240,7 @@ def suggest_pixels(
 
     if pending_base:
         base_score = current_score = float(scorer.score_pixels([current])[0][0])
+        n_full += 1
     assert current_score is not None
     best_score = current_score
     if best_score - base_score < margin:
@@ -245,6 +258,8 @@ def suggest_pixels(
         margin=margin,
         best_score=best_score,
         candidates=n_candidates,
+        scored=n_scored,
+        full_passes=n_full,
         seconds=time.perf_counter() - started,
         width=width,
         height=height,
@@ -258,31 +273,38 @@ def _score_candidates(
     candidates: list[Candidate],
     settings: dict[str, Any],
     with_base: bool,
-) -> tuple[np.ndarray, list[Candidate]]:
-    """Real scores of the candidates worth a forward pass, and those candidates.
+) -> tuple[np.ndarray, list[Candidate], int]:
+    """Real scores of the candidates worth a forward pass, those candidates, and how many others
+    got only an approximate (RoI) score.
 
     Plain crops beyond `crop_exact_max` are first cut down to a shortlist: with `crop_ranking`
     "exact" (default) an even spread over aspect ratios, scales and positions (the saliency-
-    centred box of each aspect and scale first); with "roi" the best by `roi_scores`.
-    Returns (scores, shortlist) with the untouched image's score first when `with_base`.
+    centred box of each aspect and scale first); with "roi-tail" or "roi" the best
+    `crop_rescore_top` by `roi_tail_scores` or `roi_scores`. Returns (scores, shortlist,
+    approximated) with the untouched image's score first when `with_base`.
     """
     shortlist = candidates
+    approximated = 0
     limit = int(settings.get("crop_exact_max", 24))
     plain = all(c.crop is not None and not c.angle and c.pixel_op is None for c in candidates)
     if plain and len(candidates) > limit:
         ranked = None
-        if settings.get("crop_ranking", "exact") == "roi":
-            boxes = [c.crop for c in candidates]
+        ranking = settings.get("crop_ranking", "exact")
+        boxes = [c.crop for c in candidates]
+        if ranking == "roi":
             ranked = roi_scores(scorer, image, boxes)  # type: ignore[arg-type]
+        elif ranking == "roi-tail":
+            ranked = roi_tail_scores(scorer, image, boxes)  # type: ignore[arg-type]
         if ranked is not None:
             order = np.argsort(-ranked)[: int(settings.get("crop_rescore_top", 6))]
             shortlist = [candidates[i] for i in order]
+            approximated = len(candidates) - len(shortlist)
         else:
             shortlist = spread(candidates, limit)
     images = [c.apply(image) for c in shortlist]
     if with_base:
         images.insert(0, image)
-    return scorer.score_pixels(images)[0], shortlist
+    return scorer.score_pixels(images)[0], shortlist, approximated
 
 
 def spread(candidates: list[Candidate], limit: int) -> list[Candidate]:
@@ -340,6 +362,54 @@ def roi_scores(
         features = torch.from_numpy(np.concatenate(pooled, axis=1).astype(np.float32))
         scores = head(features.to(parameter.device, dtype=parameter.dtype))
     return scores.float().cpu().numpy()
+
+
+def roi_tail_scores(
+    scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int = ROI_TAIL_INPUT
+) -> np.ndarray | None:
+    """Scores of crop windows from one pass of the early stages and a real pass of the late ones.
+
+    Grid-anchor cropping (GAIC) style: stages 0-4 run ONCE on the working copy at `size` px; for
+    every window, the early stages' MLSP mean/std come from integral images (`window_stats`) and
+    the stage-4 map under the window is RoIAligned to the 14 x 14 grid a 224-px crop would give,
+    then stages 5-6, the head convolution and the head run for real (batched). Those late
+    stages carry the composition the aesthetic model was fine-tuned on, and cost about a fifth
+    of a full pass, so hundreds of windows are scored for the price of a few dozen full passes.
+    None if the model does not have the AestheticNet layout.
+    """
+    net = getattr(scorer, "net", None)
+    backbone = getattr(net, "backbone", None)
+    head = getattr(net, "head", None)
+    if backbone is None or head is None or not hasattr(backbone, "blocks"):
+        return None
+    import torch
+    from torchvision.ops import roi_align
+
+    from photod.models.aesthetic import TRUNK_STAGES, tail_forward
+    from photod.models.preprocess import to_tensor
+
+    parameter = next(net.parameters())
+    x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
+    box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    with torch.inference_mode():
+        h = backbone.bn1(backbone.conv_stem(x))
+        early = []
+        for stage in backbone.blocks[:TRUNK_STAGES]:
+            h = stage(h)
+            mean, std = window_stats(h[0].float().cpu().numpy(), box_array)
+            early += [mean, std]
+        early_stats = torch.from_numpy(np.concatenate(early, axis=1).astype(np.float32))
+        map_h, map_w = h.shape[-2:]
+        rois = torch.from_numpy(box_array * [map_w, map_h, map_w, map_h]).to(h.device)
+        rois = torch.cat([torch.zeros(len(rois), 1, device=h.device), rois], 1).to(h.dtype)
+        scores = []
+        for start in range(0, len(rois), 64):
+            pooled = roi_align(
+                h, rois[start : start + 64], output_size=(14, 14), aligned=True, sampling_ratio=-1
+            )
+            stats = early_stats[start : start + 64].to(parameter.device, dtype=parameter.dtype)
+            scores.append(tail_forward(backbone, head, pooled, stats)[0].float().cpu().numpy())
+    return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
 def window_stats(

@@ -121,6 +121,28 @@ def test_roi_scores_track_the_pooled_features_of_a_full_frame(scorer):
     assert approx[0] == pytest.approx(real, abs=0.02)
 
 
+def test_roi_tail_scores_equal_real_passes_where_the_grids_match(scorer):
+    """Early stages once + RoIAlign + real late stages: over the whole frame at 224 px the window
+    is exactly the 14 x 14 stage-4 map, so the score equals a real pass; a half-frame window at
+    448 px sees the same cells a real 224-px crop would (up to border effects)."""
+    from photod.suggest import roi_tail_scores
+
+    image = photos.real_photo("astronaut", scale=0.8)
+    real = scorer.score_pixels([image])[0][0]
+    whole = roi_tail_scores(scorer, image, [(0.0, 0.0, 1.0, 1.0)], size=224)
+    assert whole is not None and whole.shape == (1,)
+    assert whole[0] == pytest.approx(real, abs=0.01)
+    crops = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), (0.25, 0.0, 0.75, 0.5)]
+    from photod.enhancers.geometry import extract
+
+    real_crops = scorer.score_pixels([extract(image, box) for box in crops])[0]
+    approx = roi_tail_scores(scorer, image, crops, size=448)
+    assert approx is not None and approx.shape == (3,)
+    # Not equal (a real crop's stages see zero padding at its borders, the window sees the
+    # neighbouring pixels), but close on the model's 1-5 scale.
+    assert np.abs(approx - real_crops).max() < 0.3
+
+
 def test_cli_suggest_json_apply_write_xmp_and_store(tmp_path):
     from photod.suggest_store import load_suggestion
 

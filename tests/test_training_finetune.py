@@ -48,6 +48,7 @@ def _args(tmp: Path, cache: Path, *extra: str) -> list[str]:
     return [
         "--trunk-cache", str(cache / "trunk"),
         "--pair-cache", str(cache / "pairs"),
+        "--val-pair-cache", str(cache / "val-pairs.npz"),
         "--checkpoints", str(tmp / "ckpt"),
         "--out", str(tmp / "out" / "test-v2.safetensors"),
         "--batch-size", "4",
@@ -78,6 +79,10 @@ def test_finetune_trains_exports_and_resumes(tiny_para, tmp_path, monkeypatch) -
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["version"] == "test-v2"
     assert set(card["metrics"]) >= {"srcc", "plcc", "top_bottom_accuracy"}
+    # Pair accuracy on degraded validation photos, per degradation, as the model card shows it.
+    assert {"blur", "underexposed", "overexposed", "all"} <= set(card["pair_accuracy"])
+    assert all(0.0 <= v <= 1.0 for v in card["pair_accuracy"].values())
+    assert (cache / "val-pairs.npz").exists()
     assert card["star_thresholds"] == sorted(card["star_thresholds"])
     assert "research and learning use only" in card["licence"]
     assert out.stat().st_size < 15 * 2**20

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from photod.models.aesthetic import TRUNK_STAGES, tail_forward, trunk_forward
+
+__all__ = ["TRUNK_STAGES", "tail_forward", "trunk_forward"]  # re-exported: training code uses them
+
 log = logging.getLogger("photod")
 
 
@@ -62,21 +66,6 @@ def cached_features(
 # low-level signals, which ImageNet features already describe well) and their output map
 # (112 x 14 x 14) plus their MLSP mean/std vectors are cached once, in fp16. Stages 5-6, the head
 # convolution and the MLP are then trained from the cache at a fraction of a full forward's cost.
-TRUNK_STAGES = 5
-
-
-def trunk_forward(backbone, x, stages: int = TRUNK_STAGES):
-    """(output map of blocks[:stages], their MLSP [mean, std] vectors in multilevel order)."""
-    h = backbone.bn1(backbone.conv_stem(x))
-    pooled = []
-    for stage in backbone.blocks[:stages]:
-        h = stage(h)
-        flat = h.float().flatten(2)
-        pooled.append(flat.mean(dim=2))
-        pooled.append(flat.std(dim=2))
-    import torch
-
-    return h, torch.cat(pooled, dim=1)
 
 
 def extract_trunk(
@@ -161,24 +150,3 @@ def sharded_trunk(
         tmp.replace(shard)
         maps[rows], stats[rows], have[rows] = m, s, True
     return maps, stats, have
-
-
-def tail_forward(backbone, head, maps, early_stats):
-    """Scores and embeddings from trunk outputs: blocks[TRUNK_STAGES:], head conv, MLP head.
-
-    Equal to `AestheticNet.forward_all` on the image whenever the network's first TRUNK_STAGES
-    stages are the frozen ImageNet ones the trunk cache was made with (true for v1 and v2).
-    """
-    import torch
-
-    h = maps
-    pooled = [early_stats.float()]
-    for stage in backbone.blocks[TRUNK_STAGES:]:
-        h = stage(h)
-        flat = h.float().flatten(2)
-        pooled.append(flat.mean(dim=2))
-        pooled.append(flat.std(dim=2))
-    h = backbone.bn2(backbone.conv_head(h))
-    embedding = h.float().mean(dim=(2, 3))
-    pooled.append(embedding)
-    return head(torch.cat(pooled, dim=1)), embedding

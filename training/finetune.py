@@ -1,6 +1,6 @@
-"""Train photod-aesthetic-v2: fine-tune EfficientNet-Lite0's late stages with the MLSP head.
+"""Train photod-aesthetic-v3: fine-tune EfficientNet-Lite0's late stages with the MLSP head.
 
-    python -m photod.training.finetune [--epochs 6] [--resume] [--device auto]
+    python -m photod.training.finetune [--epochs 3] [--resume] [--device auto]
 
 What is trained, and why so:
 - Stages 0-4 of the ImageNet backbone stay frozen; their output map (112x14x14) and their MLSP
@@ -8,7 +8,9 @@ What is trained, and why so:
   1x1 head convolution and its BatchNorm are fine-tuned at a lower learning rate than the MLP head,
   as in the paper (which fine-tuned an ImageNet CNN with a smaller rate on the pretrained layers).
   This makes a CPU run take minutes per epoch instead of hours; the same code uses CUDA when present.
-- The head starts from photod-aesthetic-v1 (same features), so step 0 is the v1 model.
+- The head starts from photod-aesthetic-v2 (same features, a linear head stored as a one-unit
+  MLP), so step 0 is the v2 model. A one-unit head trains without dropout: dropping its only
+  unit would zero the score.
 - Loss: MSE on PARA's aesthetic mean + a margin ranking loss on synthetic preference pairs (a good
   training photo must beat its own blurred, noisy, mis-exposed, colour-cast, flattened, JPEG-damaged,
   tilted, badly cropped or margined version by `--margin`), see `training/degrade.py`.
@@ -44,11 +46,12 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".cache" / "features"
 TRUNK_CACHE = CACHE_DIR / "para-trunk5"
 PAIR_CACHE = CACHE_DIR / "para-pairs-trunk5"
-DEFAULT_OUT = REPO / "models" / "weights" / "photod-aesthetic-v2.safetensors"
-DEFAULT_CHECKPOINTS = REPO / ".cache" / "checkpoints" / "v2"
+VAL_PAIR_CACHE = CACHE_DIR / "para-valpairs-trunk5-150.npz"
+DEFAULT_OUT = REPO / "models" / "weights" / "photod-aesthetic-v3.safetensors"
+DEFAULT_CHECKPOINTS = REPO / ".cache" / "checkpoints" / "v3"
 
 
-def build_tail(init_model: str = "photod-aesthetic-v1"):
+def build_tail(init_model: str = "photod-aesthetic-v2"):
     """(AestheticNet with `init_model`'s weights, True) or (fresh head, False) if they are absent."""
     from photod.models.aesthetic import AestheticNet, load_weights
     from photod.models.registry import get_model_spec
@@ -101,12 +104,15 @@ def trainable_groups(net, backbone_lr: float, head_lr: float) -> list[dict[str, 
 
 
 def set_train_mode(net) -> None:
-    """Dropout on, BatchNorm statistics frozen (eval mode) everywhere."""
+    """Dropout on (off for a one-unit head), BatchNorm statistics frozen everywhere."""
     import torch
 
     net.train()
+    linear_head = net.head.mlp[0].out_features == 1
     for module in net.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+        if linear_head and isinstance(module, torch.nn.Dropout):
             module.eval()
 
 
@@ -143,9 +149,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from photod.scoring import resolve_device
+    from photod.training.evaluate import pair_accuracy
     from photod.training.features import sharded_trunk, tail_forward
     from photod.training.metrics import regression_report
     from photod.training.pairs import cached_pairs
+    from photod.training.report import val_pair_trunk
 
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
@@ -177,6 +185,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     pairs = {k: v[usable] for k, v in pairs.items()}
     pair_base = pair_base[usable]
     log.info("%d train, %d val images, %d pairs", len(train_idx), len(val_idx), len(pair_base))
+    # Degraded good validation photos at the fixed evaluation strengths (never trained on).
+    vp_rows, vp_maps, vp_stats, vp_labels, vp_origin = val_pair_trunk(
+        samples, val_idx, args.val_pair_cache
+    )
     if len(pair_base) == 0 or len(train_idx) < args.batch_size:
         raise SystemExit("not enough cached training images or pairs to train on")
 
@@ -234,6 +246,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     def evaluate(epoch: int) -> dict[str, Any]:
         pred = predict(net, maps[val_idx], stats[val_idx], device)
         report = regression_report(pred, targets[val_idx])
+        report["val_pairs"] = pair_accuracy(
+            predict(net, maps[vp_rows], stats[vp_rows], device),
+            predict(net, vp_maps, vp_stats, device),
+            vp_labels,
+            vp_origin,
+        )
         orig = predict(net, maps[pair_base[:512]], stats[pair_base[:512]], device)
         degraded = predict(net, pairs["maps"][:512], pairs["stats"][:512], device)
         train_pred = predict(net, maps[train_idx[:2000]], stats[train_idx[:2000]], device)
@@ -282,7 +300,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             running["pair"] += float(pair.detach())
             running["n"] += 1
             bar.set_postfix(
-                mse=f"{running['mse'] / running['n']:.4f}", pair=f"{running['pair']:.3f}"
+                mse=f"{running['mse'] / running['n']:.4f}",
+                pair=f"{running['pair'] / running['n']:.3f}",
             )
             if step % 25 == 0:
                 history["steps"].append(
@@ -338,7 +357,8 @@ def export(
         "name": out.stem,
         "version": out.stem,
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "architecture": "EfficientNet-Lite0 (ImageNet; stages 5-6 + head conv fine-tuned) + MLSP MLP",
+        "architecture": "EfficientNet-Lite0 (ImageNet; stages 5-6 + head conv fine-tuned) + MLSP "
+        f"head (hidden {net.head.mlp[0].out_features})",
         "data": f"PARA aesthetic_mean (Yang et al., CVPR 2022), session split seed {SPLIT_SEED}: "
         f"{n_train} train / {n_val} val images; {n_pairs} synthetic preference pairs "
         "from good train photos",
@@ -351,8 +371,16 @@ def export(
             "margin": args.margin,
             "pair_weight": args.pair_weight,
             "init": args.init,
+            "pair_photos": args.pair_photos,
+            "pair_batch": args.pair_batch,
+            "batch_size": args.batch_size,
+            "weight_decay": args.weight_decay,
+            "recipe": "python -m photod.training.finetune",
         },
         "metrics": {k: round(v, 4) for k, v in report.items() if isinstance(v, float)},
+        "pair_accuracy": {
+            k: round(v, 4) for k, v in history["epochs"][-1].get("val_pairs", {}).items()
+        },
         "star_thresholds": list(thresholds_from_scores(val_pred)),
         "history": history["epochs"],
     }
@@ -361,20 +389,21 @@ def export(
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=48)
-    p.add_argument("--pair-batch", type=int, default=16)
-    p.add_argument("--pair-photos", type=int, default=600)
-    p.add_argument("--backbone-lr", type=float, default=2e-4)
-    p.add_argument("--head-lr", type=float, default=5e-4)
+    p.add_argument("--pair-batch", type=int, default=32)
+    p.add_argument("--pair-photos", type=int, default=2400)
+    p.add_argument("--backbone-lr", type=float, default=1e-4)
+    p.add_argument("--head-lr", type=float, default=3e-4)
     p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--margin", type=float, default=0.2)
+    p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--pair-weight", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="photod-aesthetic-v1")
+    p.add_argument("--init", default="photod-aesthetic-v2")
     p.add_argument("--device", default="auto")
     p.add_argument("--trunk-cache", type=Path, default=TRUNK_CACHE)
     p.add_argument("--pair-cache", type=Path, default=PAIR_CACHE)
+    p.add_argument("--val-pair-cache", type=Path, default=VAL_PAIR_CACHE)
     p.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true")

@@ -137,30 +137,48 @@ def val_pair_choice(samples: list[Any], va: np.ndarray) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(good)[:VAL_PAIR_PHOTOS])
 
 
-def val_pair_features(
-    features: np.ndarray, samples: list[Any], va: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
-    """(frozen features of the chosen originals, of their degraded versions, labels, origin)."""
+def val_pair_layout(n_photos: int) -> tuple[list[str], list[int]]:
+    """(label, origin) of every validation pair: each photo's evaluation degradations in order."""
+    from photod.training.evaluate import pair_images
+
+    kinds = pair_images([np.zeros((8, 8, 3), np.uint8)])[1]
+    return kinds * n_photos, [i for i in range(n_photos) for _ in kinds]
+
+
+def val_pair_trunk(
+    samples: list[Any], va: np.ndarray, cache: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[int]]:
+    """The validation pairs as trunk rows: (chosen original rows, degraded maps, their early stats,
+    labels, origin index into chosen), cached in `cache` (default under .cache/features)."""
     from photod.decode import decode_image
     from photod.training.evaluate import pair_images
     from photod.training.features import extract_trunk
 
     chosen = val_pair_choice(samples, va)
+    cache = cache or CACHE / f"para-valpairs-trunk5-{VAL_PAIR_PHOTOS}.npz"
+    labels, origin = val_pair_layout(len(chosen))
+    if cache.exists():
+        data = np.load(cache)
+        maps, stats = data["maps"], data["stats"]
+    else:
+        originals = [decode_image(samples[i].path).pixels for i in chosen]
+        maps, stats = extract_trunk(pair_images(originals)[0], batch_size=32, desc="val pairs")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, maps=maps, stats=stats)
+    return chosen, maps, stats, labels, origin
+
+
+def val_pair_features(
+    features: np.ndarray, samples: list[Any], va: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """(frozen features of the chosen originals, of their degraded versions, labels, origin)."""
     frozen_cache = CACHE / f"para-valpairs-frozen-{VAL_PAIR_PHOTOS}.npz"
-    trunk_cache = CACHE / f"para-valpairs-trunk5-{VAL_PAIR_PHOTOS}.npz"
-    n_kinds = len(pair_images([np.zeros((8, 8, 3), np.uint8)])[1])
-    labels = pair_images([np.zeros((8, 8, 3), np.uint8)])[1] * len(chosen)
-    origin = [i for i in range(len(chosen)) for _ in range(n_kinds)]
     if frozen_cache.exists():
+        chosen = val_pair_choice(samples, va)
+        labels, origin = val_pair_layout(len(chosen))
         deg = np.load(frozen_cache)["features"]
     else:
-        if trunk_cache.exists():
-            data = np.load(trunk_cache)
-            maps, stats = data["maps"], data["stats"]
-        else:
-            originals = [decode_image(samples[i].path).pixels for i in chosen]
-            maps, stats = extract_trunk(pair_images(originals)[0], batch_size=32, desc="val pairs")
-            np.savez(trunk_cache, maps=maps, stats=stats)
+        chosen, maps, stats, labels, origin = val_pair_trunk(samples, va)
         deg = frozen_features(maps, stats)
         np.savez(frozen_cache, features=deg)
     return features[chosen], deg, labels, origin
