@@ -6,6 +6,9 @@ Building one imports torch; listing them does not.
 - `photod-aesthetic-v2` (default): the same frozen features, a linear head fitted by ridge
   regression on PARA means plus synthetic preference pairs (models/README.md,
   training/train_linear.py).
+- `photod-aesthetic-v3`: stages 5-6 and the head convolution of the same backbone fine-tuned from
+  v2 with PARA means plus 12,000 synthetic preference pairs (training/finetune.py): the best at
+  "a photo beats its own degraded version", the objective `photod suggest` uses.
 - `personal-*`: a head fine-tuned on the user's own star ratings on top of a shipped model
   (`photod train --from-ratings`); only the head is stored, the backbone comes from the base model.
 """
@@ -47,6 +50,19 @@ def photod_aesthetic_v2(device: str = "cpu", spec: ModelSpec | None = None) -> A
     from photod.models.registry import get_model_spec
 
     return build_aesthetic(spec or get_model_spec("photod-aesthetic-v2"), device)
+
+
+@register_model(
+    "photod-aesthetic-v3",
+    description="EfficientNet-Lite0 with fine-tuned late stages + MLSP linear head, PARA means + "
+    "12,000 synthetic preference pairs",
+    weights="photod-aesthetic-v3.safetensors",
+)
+def photod_aesthetic_v3(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+    from photod.models.aesthetic import build_aesthetic
+    from photod.models.registry import get_model_spec
+
+    return build_aesthetic(spec or get_model_spec("photod-aesthetic-v3"), device)
 
 
 def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:

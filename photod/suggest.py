@@ -6,18 +6,22 @@ the preset's order (default: exposure, white balance, tone, straighten, crop) as
 coordinate ascent: each one proposes candidates from the current best image, all are scored in
 batches, and the best is kept when it beats the current image by the step margin.
 
-Crops are many (about 100-350 per photo). Two ways to shortlist them (`crop_ranking` in
-presets.json), then only real scores (cropped, resized, full forward pass) decide:
+Crops are many (about 100-350 per photo). `crop_ranking` in presets.json chooses how they are
+shortlisted for real scores (cropped, resized, full forward pass), which alone decide:
 
-- "exact" (default): an even spread of `crop_exact_max` (24) crops over every aspect ratio and
-  scale, the saliency-centred one of each first, all scored for real.
-- "roi": RoI pooling (`roi_scores`): one backbone pass over the working copy, then for every
-  crop window the per-stage mean and standard deviation the head reads (MLSP) from integral
-  images of x and x**2, hundreds of windows in milliseconds; the best `crop_rescore_top` are
-  re-scored for real. Measured on real photos, these window scores do NOT rank crops like the
-  real scores do (Spearman about -0.4 to +0.5 with photod-aesthetic-v2: a crop resized to
-  224 px is seen at another scale and without its surroundings' receptive field), so it is not
-  the default; the benchmark reports the correlation for every model.
+- "roi" (default): every crop gets an approximate score from ONE backbone pass (`roi_scores`:
+  the per-stage mean and standard deviation the head reads (MLSP) over each window, from
+  integral images of x and x**2, hundreds of windows in milliseconds); the best
+  `crop_rescore_top` of them join an even spread of `crop_exact_max` crops.
+- "exact": the even spread alone (over every aspect ratio and scale, the saliency-centred crop
+  of each first).
+- "roi-tail": like "roi" with `roi_tail_scores` (early stages once, RoIAlign of the stage-4
+  map, real late stages).
+
+Window scores rank crops only roughly (Spearman about 0.45 with real crop scores for
+photod-aesthetic-v2: a crop resized to 224 px is seen at another scale and without its
+surroundings' receptive field), which is why they shortlist and never decide; the benchmark
+(benchmarks/suggest_quality.py) reports the correlation for every model.
 
 Pixel edits (exposure, white balance, tone) change every activation: always real passes.
 
@@ -278,9 +282,9 @@ def _score_candidates(
     got only an approximate (RoI) score.
 
     Plain crops beyond `crop_exact_max` are first cut down to a shortlist: with `crop_ranking`
-    "exact" (default) an even spread over aspect ratios, scales and positions (the saliency-
-    centred box of each aspect and scale first); with "roi-tail" or "roi" the best
-    `crop_rescore_top` by `roi_tail_scores` or `roi_scores`. Returns (scores, shortlist,
+    "exact" an even spread over aspect ratios, scales and positions (the saliency-centred box
+    of each aspect and scale first); with "roi" (default) or "roi-tail" also the best
+    `crop_rescore_top` by `roi_scores` or `roi_tail_scores`. Returns (scores, shortlist,
     approximated) with the untouched image's score first when `with_base`.
     """
     shortlist = candidates
@@ -289,18 +293,22 @@ def _score_candidates(
     plain = all(c.crop is not None and not c.angle and c.pixel_op is None for c in candidates)
     if plain and len(candidates) > limit:
         ranked = None
-        ranking = settings.get("crop_ranking", "exact")
+        ranking = settings.get("crop_ranking", "roi")
         boxes = [c.crop for c in candidates]
         if ranking == "roi":
             ranked = roi_scores(scorer, image, boxes)  # type: ignore[arg-type]
         elif ranking == "roi-tail":
             ranked = roi_tail_scores(scorer, image, boxes)  # type: ignore[arg-type]
+        shortlist = spread(candidates, limit)
         if ranked is not None:
-            order = np.argsort(-ranked)[: int(settings.get("crop_rescore_top", 6))]
-            shortlist = [candidates[i] for i in order]
+            # The approximate scores rank crops only roughly (benchmarks/suggest_quality.py), so
+            # their best few join the even spread instead of replacing it; real passes decide.
+            chosen = {id(c) for c in shortlist}
+            for i in np.argsort(-ranked)[: int(settings.get("crop_rescore_top", 6))]:
+                if id(candidates[i]) not in chosen:
+                    shortlist.append(candidates[i])
+                    chosen.add(id(candidates[i]))
             approximated = len(candidates) - len(shortlist)
-        else:
-            shortlist = spread(candidates, limit)
     images = [c.apply(image) for c in shortlist]
     if with_base:
         images.insert(0, image)

@@ -60,3 +60,37 @@ def test_shipped_model_card_has_metrics_and_thresholds() -> None:
     assert spec.card["metrics"]["srcc"] > 0.7
     thresholds = spec.card["star_thresholds"]
     assert len(thresholds) == 4 and thresholds == sorted(thresholds)
+
+
+def test_fine_tuned_v3_loads_with_its_own_late_stages_and_prefers_sharp_photos() -> None:
+    """v3 ships a fine-tuned backbone tail: stages 5-6 differ from ImageNet, stages 0-4 do not,
+    and through the ordinary Scorer a photo beats its own blurred and noisy versions."""
+    import numpy as np
+    import torch
+
+    from photod.models.aesthetic import AestheticNet, load_weights
+    from photod.models.backbone import build_backbone
+    from photod.scoring import Scorer
+    from photod.training.degrade import degrade
+    from tests import photos
+
+    spec = get_model_spec("photod-aesthetic-v3")
+    assert spec.available, spec.weights
+    assert spec.card["pair_accuracy"]["blur"] >= 0.95
+    net = AestheticNet()
+    load_weights(net, spec.weights)
+    imagenet = build_backbone().state_dict()
+    tuned = net.backbone.state_dict()
+    assert not torch.allclose(
+        tuned["blocks.6.0.conv_pw.weight"], imagenet["blocks.6.0.conv_pw.weight"]
+    )
+    assert torch.allclose(
+        tuned["blocks.3.0.conv_pw.weight"], imagenet["blocks.3.0.conv_pw.weight"], atol=1e-3
+    )
+
+    scorer = Scorer(model="photod-aesthetic-v3", device="cpu")
+    image = photos.real_photo("chelsea", scale=0.5)
+    rng = np.random.default_rng(0)
+    versions = [image, degrade(image, "blur", rng, 2.0), degrade(image, "noise", rng, 15.0)]
+    original, blurred, noisy = scorer.score_pixels(versions)[0]
+    assert original > blurred and original > noisy

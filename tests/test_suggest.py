@@ -60,6 +60,9 @@ def test_suggest_photo_json_contract(tmp_path, scorer):
     assert data["score_after"] >= data["score_before"]
     assert isinstance(data["exposure_ev"], float)
     assert data["candidates"] >= 100
+    # Every candidate got a score (crops from one RoI pass), but far fewer full passes ran.
+    assert data["scored"] == data["candidates"]
+    assert data["full_passes"] <= 60 < data["candidates"]
     for edit in data["edits"]:
         assert set(edit) == {"enhancer", "params", "gain"} and edit["gain"] > 0
     total = sum(e["gain"] for e in data["edits"])
@@ -110,7 +113,7 @@ def test_roi_scores_track_the_pooled_features_of_a_full_frame(scorer):
     """RoI pooling over the whole frame reproduces the real score of the (squashed) image.
 
     (How well RoI scores rank *crops* is measured, not asserted: benchmarks/suggest_quality.py;
-    it is poor, which is why "exact" is the default crop ranking.)
+    it is rough, which is why they only shortlist crops for real passes.)
     """
     from photod.suggest import roi_scores
 

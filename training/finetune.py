@@ -358,11 +358,16 @@ def export(
         "version": out.stem,
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%d"),
         "architecture": "EfficientNet-Lite0 (ImageNet; stages 5-6 + head conv fine-tuned) + MLSP "
-        f"head (hidden {net.head.mlp[0].out_features})",
+        + (
+            "linear head (stored as a 1-unit MLP head)"
+            if net.head.mlp[0].out_features == 1
+            else f"MLP head (hidden {net.head.mlp[0].out_features})"
+        ),
         "data": f"PARA aesthetic_mean (Yang et al., CVPR 2022), session split seed {SPLIT_SEED}: "
         f"{n_train} train / {n_val} val images; {n_pairs} synthetic preference pairs "
         "from good train photos",
-        "licence": "trained on PARA: research and learning use only, no commercial use",
+        "licence": "trained on PARA: research and learning use only, no commercial use; "
+        "cite Yang et al., Personalized Image Aesthetics Assessment with Rich Attributes, CVPR 2022",
         "training": {
             "epochs": args.epochs,
             "seed": args.seed,
