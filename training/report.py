@@ -3,7 +3,8 @@
     python -m photod.training.report [--out training/reports]
 
 Everything is measured on the validation sessions of para-train (never trained on):
-- photod-aesthetic-v2 and -v1 (SRCC, PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
+- photod-aesthetic-v2, -v3 (its fine-tuned late stages run on the cached trunk) and -v1 (SRCC,
+  PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
 - the paper's baselines (Table I/II): linear SVM, RBF SVM and random forest on frozen ImageNet
   MLSP features, trained on the top/bottom 20 % of the training sessions; ridge regressions on the
   same features and on handcrafted properties (saturation, sharpness, contrast, exposure, ...);
@@ -32,6 +33,7 @@ log = logging.getLogger("photod")
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "features"
+TRUNK_CACHE = CACHE / "para-trunk5"
 DEFAULT_OUT = REPO / "training" / "reports"
 VAL_PAIR_PHOTOS = 150
 
@@ -201,6 +203,27 @@ def head_scores(model: str, rows: np.ndarray) -> np.ndarray:
         return net.head.eval()(torch.from_numpy(rows).float()).numpy()
 
 
+def fine_tuned(model: str) -> bool:
+    """True when the model's file carries backbone weights (its late stages were fine-tuned)."""
+    from safetensors import safe_open
+
+    from photod.models.registry import get_model_spec
+
+    with safe_open(str(get_model_spec(model).weights), "pt") as weights:
+        return any(key.startswith("backbone.") for key in weights.keys())  # noqa: SIM118
+
+
+def trunk_scores(model: str, maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Scores of cached trunk rows (frozen stages 0-4) through the model's own late stages."""
+    from photod.models.aesthetic import AestheticNet, load_weights
+    from photod.models.registry import get_model_spec
+    from photod.training.finetune import predict
+
+    net = AestheticNet()
+    load_weights(net, get_model_spec(model).weights)
+    return predict(net, maps, stats, "cpu")
+
+
 def run(out: Path, models: list[str]) -> dict[str, Any]:
     from photod.decode import decode_image
     from photod.models.registry import get_model_spec
@@ -241,11 +264,26 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     pairs: dict[str, dict[str, float]] = {}
     val_pred: dict[str, np.ndarray] = {}
+    trunk: tuple[np.ndarray, ...] | None = None
     for name in models:
-        pred = head_scores(name, frozen[va])
+        if fine_tuned(name):
+            if trunk is None:
+                from photod.training.features import sharded_trunk
+
+                maps, stats, have = sharded_trunk(paths, TRUNK_CACHE, first=va, compute=False)
+                if not have[va].all():
+                    raise SystemExit(f"{name}: the trunk cache lacks validation images")
+                _, vp_maps, vp_stats, _, _ = val_pair_trunk(samples, va)
+                trunk = (maps, stats, vp_maps, vp_stats)
+            maps, stats, vp_maps, vp_stats = trunk
+            pred = trunk_scores(name, maps[va], stats[va])
+            po = trunk_scores(name, maps[chosen], stats[chosen])
+            pd = trunk_scores(name, vp_maps, vp_stats)
+        else:
+            pred = head_scores(name, frozen[va])
+            po, pd = head_scores(name, val_orig), head_scores(name, val_deg)
         val_pred[name] = pred
         rows[name] = score_report(pred, y[va])
-        po, pd = head_scores(name, val_orig), head_scores(name, val_deg)
         pairs[name] = pair_accuracy(po, pd, labels, origin)
 
     log.info("baselines")
@@ -405,7 +443,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
-        "--models", nargs="+", default=["photod-aesthetic-v2", "photod-aesthetic-v1"]
+        "--models",
+        nargs="+",
+        default=["photod-aesthetic-v2", "photod-aesthetic-v3", "photod-aesthetic-v1"],
     )
     args = parser.parse_args(argv)
     return run(args.out, args.models)
