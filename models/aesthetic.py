@@ -24,15 +24,19 @@ log = logging.getLogger("photod")
 FEATURE_DIM = 2 * sum(STAGE_CHANNELS) + HEAD_CHANNELS
 
 
+def stage_statistics(h: torch.Tensor) -> list[torch.Tensor]:
+    """[mean, std] over the spatial positions of a [B, C, H, W] stage output (fp32)."""
+    flat = h.float().flatten(2)
+    return [flat.mean(dim=2), flat.std(dim=2)]
+
+
 def multilevel_features(backbone: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(MLSP features [B, FEATURE_DIM], pooled head embedding [B, 1280]) of a normalised batch."""
     h = backbone.bn1(backbone.conv_stem(x))
     pooled = []
     for stage in backbone.blocks:
         h = stage(h)
-        flat = h.float().flatten(2)
-        pooled.append(flat.mean(dim=2))
-        pooled.append(flat.std(dim=2))
+        pooled += stage_statistics(h)
     h = backbone.bn2(backbone.conv_head(h))
     embedding = h.float().mean(dim=(2, 3))
     pooled.append(embedding)
@@ -51,9 +55,7 @@ def trunk_forward(backbone, x, stages: int = TRUNK_STAGES):
     pooled = []
     for stage in backbone.blocks[:stages]:
         h = stage(h)
-        flat = h.float().flatten(2)
-        pooled.append(flat.mean(dim=2))
-        pooled.append(flat.std(dim=2))
+        pooled += stage_statistics(h)
     return h, torch.cat(pooled, dim=1)
 
 
@@ -68,9 +70,7 @@ def tail_forward(backbone, head, maps, early_stats):
     pooled = [early_stats.float()]
     for stage in backbone.blocks[TRUNK_STAGES:]:
         h = stage(h)
-        flat = h.float().flatten(2)
-        pooled.append(flat.mean(dim=2))
-        pooled.append(flat.std(dim=2))
+        pooled += stage_statistics(h)
     h = backbone.bn2(backbone.conv_head(h))
     embedding = h.float().mean(dim=(2, 3))
     pooled.append(embedding)

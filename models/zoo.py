@@ -27,42 +27,28 @@ log = logging.getLogger("photod")
 PERSONAL_PREFIX = "personal"
 
 
-@register_model(
-    "photod-aesthetic-v1",
-    description="EfficientNet-Lite0 + MLSP head, trained on PARA aesthetic means",
-    weights="photod-aesthetic-v1.safetensors",
-)
-def photod_aesthetic_v1(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
-    from photod.models.aesthetic import build_aesthetic
-    from photod.models.registry import get_model_spec
+def _shipped(name: str) -> Any:
+    """The builder of a shipped model: its weights and card come from the registry's spec."""
 
-    return build_aesthetic(spec or get_model_spec("photod-aesthetic-v1"), device)
+    def build(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+        from photod.models.aesthetic import build_aesthetic
+        from photod.models.registry import get_model_spec
 
+        return build_aesthetic(spec or get_model_spec(name), device)
 
-@register_model(
-    "photod-aesthetic-v2",
-    description="EfficientNet-Lite0 + MLSP features, linear head on PARA means + synthetic "
-    "preference pairs",
-    weights="photod-aesthetic-v2.safetensors",
-)
-def photod_aesthetic_v2(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
-    from photod.models.aesthetic import build_aesthetic
-    from photod.models.registry import get_model_spec
-
-    return build_aesthetic(spec or get_model_spec("photod-aesthetic-v2"), device)
+    build.__name__ = name.replace("-", "_")
+    return build
 
 
-@register_model(
-    "photod-aesthetic-v3",
-    description="EfficientNet-Lite0 with fine-tuned late stages + MLSP linear head, PARA means + "
-    "12,000 synthetic preference pairs",
-    weights="photod-aesthetic-v3.safetensors",
-)
-def photod_aesthetic_v3(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
-    from photod.models.aesthetic import build_aesthetic
-    from photod.models.registry import get_model_spec
-
-    return build_aesthetic(spec or get_model_spec("photod-aesthetic-v3"), device)
+SHIPPED = {
+    "photod-aesthetic-v1": "EfficientNet-Lite0 + MLSP head, trained on PARA aesthetic means",
+    "photod-aesthetic-v2": "EfficientNet-Lite0 + MLSP features, linear head on PARA means + "
+    "synthetic preference pairs",
+    "photod-aesthetic-v3": "EfficientNet-Lite0 with fine-tuned late stages + MLSP linear head, "
+    "PARA means + 12,000 synthetic preference pairs",
+}
+for _name, _description in SHIPPED.items():
+    register_model(_name, description=_description, weights=f"{_name}.safetensors")(_shipped(_name))
 
 
 def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:

@@ -331,6 +331,21 @@ def spread(candidates: list[Candidate], limit: int) -> list[Candidate]:
     return first + [rest[int(i * step)] for i in range(min(room, len(rest)))]
 
 
+def _roi_setup(scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int) -> Any:
+    """(backbone, head, a parameter, input tensor at `size`, boxes [N, 4]) for the RoI scorers,
+    or None when the model is not an AestheticNet (backbone with stages + MLSP head)."""
+    net = getattr(scorer, "net", None)
+    backbone = getattr(net, "backbone", None)
+    head = getattr(net, "head", None)
+    if backbone is None or head is None or not hasattr(backbone, "blocks"):
+        return None
+    from photod.models.preprocess import to_tensor
+
+    parameter = next(net.parameters())
+    x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
+    return backbone, head, parameter, x, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
 def roi_scores(
     scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int = ROI_INPUT
 ) -> np.ndarray | None:
@@ -343,18 +358,12 @@ def roi_scores(
     piecewise-constant feature map). mean = S/A and std = sqrt((Q - S**2/A) / (A - 1)) reproduce
     torch's global mean/std restricted to the window; the head scores all windows at once.
     """
-    net = getattr(scorer, "net", None)
-    backbone = getattr(net, "backbone", None)
-    head = getattr(net, "head", None)
-    if backbone is None or head is None or not hasattr(backbone, "blocks"):
+    setup = _roi_setup(scorer, image, boxes, size)
+    if setup is None:
         return None
     import torch
 
-    from photod.models.preprocess import to_tensor
-
-    parameter = next(net.parameters())
-    x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
-    box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    backbone, head, parameter, x, box_array = setup
     with torch.inference_mode():
         h = backbone.bn1(backbone.conv_stem(x))
         maps = []
@@ -385,20 +394,15 @@ def roi_tail_scores(
     of a full pass, so hundreds of windows are scored for the price of a few dozen full passes.
     None if the model does not have the AestheticNet layout.
     """
-    net = getattr(scorer, "net", None)
-    backbone = getattr(net, "backbone", None)
-    head = getattr(net, "head", None)
-    if backbone is None or head is None or not hasattr(backbone, "blocks"):
+    setup = _roi_setup(scorer, image, boxes, size)
+    if setup is None:
         return None
     import torch
     from torchvision.ops import roi_align
 
     from photod.models.aesthetic import TRUNK_STAGES, tail_forward
-    from photod.models.preprocess import to_tensor
 
-    parameter = next(net.parameters())
-    x = to_tensor([image], size=size).to(parameter.device, dtype=parameter.dtype)
-    box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    backbone, head, parameter, x, box_array = setup
     with torch.inference_mode():
         h = backbone.bn1(backbone.conv_stem(x))
         early = []
