@@ -95,7 +95,7 @@ class Suggestion:
     margin: float = 0.0
     best_score: float = 0.0  # best chain found, even when below the margin
     candidates: int = 0  # edits proposed by the enhancers
-    scored: int = 0  # of those, how many got a score (a real pass or a RoI-tail score)
+    scored: int = 0  # of those, how many got a score (a real pass or a RoI window score)
     full_passes: int = 0  # full forward passes of the model, the untouched photo included
     seconds: float = 0.0
     width: int | None = None
@@ -299,6 +299,8 @@ def _score_candidates(
             ranked = roi_scores(scorer, image, boxes)  # type: ignore[arg-type]
         elif ranking == "roi-tail":
             ranked = roi_tail_scores(scorer, image, boxes)  # type: ignore[arg-type]
+        elif ranking != "exact":
+            raise ValueError(f"unknown crop_ranking {ranking!r} (use roi, roi-tail or exact)")
         shortlist = spread(candidates, limit)
         if ranked is not None:
             # The approximate scores rank crops only roughly (benchmarks/suggest_quality.py), so
