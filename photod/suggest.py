@@ -348,6 +348,20 @@ def _roi_setup(scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: in
     return backbone, head, parameter, x, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
+def _stage_window_stats(
+    backbone: Any, stages: Any, x: Any, boxes: np.ndarray
+) -> tuple[Any, list[np.ndarray]]:
+    """Run the stem and `stages` on `x` (one image); (last stage output, [mean, std] of every
+    stage's output over each window, in MLSP order)."""
+    h = backbone.bn1(backbone.conv_stem(x))
+    pooled: list[np.ndarray] = []
+    for stage in stages:
+        h = stage(h)
+        mean, std = window_stats(h[0].float().cpu().numpy(), boxes)
+        pooled += [mean, std]
+    return h, pooled
+
+
 def roi_scores(
     scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int = ROI_INPUT
 ) -> np.ndarray | None:
@@ -367,16 +381,8 @@ def roi_scores(
 
     backbone, head, parameter, x, box_array = setup
     with torch.inference_mode():
-        h = backbone.bn1(backbone.conv_stem(x))
-        maps = []
-        for stage in backbone.blocks:
-            h = stage(h)
-            maps.append(h)
+        h, pooled = _stage_window_stats(backbone, backbone.blocks, x, box_array)
         head_map = backbone.bn2(backbone.conv_head(h))
-        pooled = []
-        for fmap in maps:
-            mean, std = window_stats(fmap[0].float().cpu().numpy(), box_array)
-            pooled += [mean, std]
         pooled.append(window_stats(head_map[0].float().cpu().numpy(), box_array, std=False)[0])
         features = torch.from_numpy(np.concatenate(pooled, axis=1).astype(np.float32))
         scores = head(features.to(parameter.device, dtype=parameter.dtype))
@@ -406,12 +412,7 @@ def roi_tail_scores(
 
     backbone, head, parameter, x, box_array = setup
     with torch.inference_mode():
-        h = backbone.bn1(backbone.conv_stem(x))
-        early = []
-        for stage in backbone.blocks[:TRUNK_STAGES]:
-            h = stage(h)
-            mean, std = window_stats(h[0].float().cpu().numpy(), box_array)
-            early += [mean, std]
+        h, early = _stage_window_stats(backbone, backbone.blocks[:TRUNK_STAGES], x, box_array)
         early_stats = torch.from_numpy(np.concatenate(early, axis=1).astype(np.float32))
         map_h, map_w = h.shape[-2:]
         rois = torch.from_numpy(box_array * [map_w, map_h, map_w, map_h]).to(h.device)
