@@ -1,7 +1,7 @@
 """Culling: group frames of the same moment, tell bursts from brackets and panoramas, pick the best.
 
 Pure functions on records and arrays; the index (`photod.cull_store`) and the CLI
-(`photod.cli_cull`) feed them. Nothing here touches a file.
+(`photod.cli.cull`) feed them. Nothing here touches a file.
 
 Grouping
     Two photos are *linked* when they are close in capture time (EXIF DateTimeOriginal +

@@ -42,7 +42,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("photod-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
-        "photod/cli.py",
+        "photod/cli/__init__.py",
+        "photod/cli/score.py",
         "photod/metadata/writer.py",
         "photod/web/app.py",
         "photod/web/templates/upload.html",

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from photod.cli import cli
-from photod.cli_watch import _systemd_quote, render_unit, user_unit_dir
+from photod.cli.watch import _systemd_quote, render_unit, user_unit_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"

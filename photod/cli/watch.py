@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import (
+from photod.cli.common import (
     batch_size_option,
     db_option,
     device_option,
@@ -166,7 +166,7 @@ def watch(
     Photos already there are reconciled with the index first. Runs until SIGTERM or Ctrl-C
     (exit 0); with --once, exits when the catch-up is done. With --json, one line per photo.
     """
-    from photod.cli_common import setup_logging
+    from photod.cli.common import setup_logging
     from photod.config import scorer_from_settings
     from photod.daemon import Daemon
 

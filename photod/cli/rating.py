@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import emit_json, json_option, library_errors
+from photod.cli.common import emit_json, json_option, library_errors
 
 
 def _stars(rating: int | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from photod.cli_common import emit_json, json_option, library_errors
+from photod.cli.common import emit_json, json_option, library_errors
 
 
 @click.command()

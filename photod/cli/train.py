@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import device_option, emit_json, json_option, library_errors, model_option
+from photod.cli.common import device_option, emit_json, json_option, library_errors, model_option
 
 DATASETS = ("para", "csv", "ava", "popularity")
 

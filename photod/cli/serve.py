@@ -9,7 +9,7 @@ import socket
 
 import click
 
-from photod.cli_common import db_option, device_option, emit_json, json_option, library_errors
+from photod.cli.common import db_option, device_option, emit_json, json_option, library_errors
 
 log = logging.getLogger("photod")
 

@@ -11,19 +11,19 @@ import importlib
 import click
 
 from photod import __version__
-from photod.cli_common import setup_logging
+from photod.cli.common import setup_logging
 
 # Modules that each define `register(group)`; keep heavy imports inside their commands.
 COMMAND_MODULES = [
-    "photod.cli_score",
-    "photod.cli_models",
-    "photod.cli_train",
-    "photod.cli_watch",
-    "photod.cli_index",
-    "photod.cli_serve",
-    "photod.cli_rating",
-    "photod.cli_suggest",
-    "photod.cli_cull",
+    "photod.cli.score",
+    "photod.cli.models",
+    "photod.cli.train",
+    "photod.cli.watch",
+    "photod.cli.index",
+    "photod.cli.serve",
+    "photod.cli.rating",
+    "photod.cli.suggest",
+    "photod.cli.cull",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`photod score`: score files and folders (`photod models` lives in cli_models.py)."""
+"""`photod score`: score files and folders (`photod models` lives in photod/cli/models.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import (
+from photod.cli.common import (
     batch_size_option,
     device_option,
     emit_json,

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import (
+from photod.cli.common import (
     batch_size_option,
     db_option,
     device_option,

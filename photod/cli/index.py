@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from photod.cli_common import db_option, emit_json, json_option, library_errors
+from photod.cli.common import db_option, emit_json, json_option, library_errors
 
 SORTS = ["score", "stars", "user_rating", "captured_at", "added_at", "scored_at", "path", "mtime"]
 
