@@ -1,9 +1,10 @@
 """Realistic benchmark inputs, made here from real photographs: no download, cached between runs.
 
-- Camera-sized JPEGs (default 6000x4000 = 24 MP, quality 92, camera EXIF): scikit-image's sample
-  photographs scaled up, with sensor-like grain added, because a smooth upscaled picture compresses
-  to a fraction of a camera file and would make entropy decoding look cheaper than it is (a real
-  24 MP JPEG is 8-14 MB). A dozen distinct pictures are encoded once; every file then gets its
+- Camera-sized JPEGs (default 6000x4000 = 24 MP, quality 92, camera EXIF) of two kinds:
+  `grainy` (scikit-image's sample photographs scaled up with sensor-like grain: they weigh what a
+  camera file weighs, 8 MB, and cost what it costs to entropy-decode) and `smooth` (the same
+  photographs scaled up without grain, 1.5-3 MB: what an upscaled or heavily denoised photo, or a
+  new user's first test folder, looks like). A dozen distinct pictures are encoded once; every file then gets its
   own EXIF block (capture time, sub-seconds, ImageUniqueID, some with orientation 6), spliced in
   front of the same compressed image data. Each file therefore has distinct bytes (photod's index
   recognises copies by content hash and would not score them) and costs exactly what a camera file
@@ -43,8 +44,14 @@ def real_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def camera_picture(index: int, size: tuple[int, int], seed: int = 7) -> np.ndarray:
-    """Picture `index`: sample photo `index % 6` (mirrored for odd rounds) at `size` with grain."""
+KINDS = {"grainy": GRAIN_SIGMA, "smooth": 0.0}
+
+
+def camera_picture(
+    index: int, size: tuple[int, int], seed: int = 7, grain: float = GRAIN_SIGMA
+) -> np.ndarray:
+    """Picture `index`: sample photo `index % 6` (mirrored for odd rounds) at `size`, with
+    `grain` (sigma of the added noise, 0 for none)."""
     width, height = size
     name = SAMPLES[index % len(SAMPLES)]
     im = Image.fromarray(real_photo(name))
@@ -52,13 +59,15 @@ def camera_picture(index: int, size: tuple[int, int], seed: int = 7) -> np.ndarr
         im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     # Fill the frame like a camera would (crop to the aspect ratio, then scale).
     im = _cover(im, size)
+    if not grain:
+        return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
     pixels = np.asarray(im, dtype=np.int16)
     # Grain from a tile: cheap to make, and the entropy coder cannot tell it repeats.
     rng = np.random.default_rng(seed + index)
-    tile = rng.normal(0.0, GRAIN_SIGMA, (min(height, 512), min(width, 512), 1)).astype(np.int16)
+    tile = rng.normal(0.0, grain, (min(height, 512), min(width, 512), 1)).astype(np.int16)
     reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
-    grain = np.tile(tile, reps)[:height, :width]
-    pixels += grain
+    noise = np.tile(tile, reps)[:height, :width]
+    pixels += noise
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
@@ -78,8 +87,9 @@ def encode_jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:
     return out.getvalue()
 
 
-def exif_block(index: int, orientation: int = 1) -> bytes:
-    """A camera-like EXIF APP1 segment, unique per `index` (capture time and ImageUniqueID)."""
+def exif_block(index: int, orientation: int = 1, run: int = 0) -> bytes:
+    """A camera-like EXIF APP1 segment, unique per `index` and `run` (capture time and
+    ImageUniqueID)."""
     exif = Image.Exif()
     exif[0x010F] = "Canon"
     exif[0x0110] = "EOS R6"
@@ -95,7 +105,7 @@ def exif_block(index: int, orientation: int = 1) -> bytes:
     ifd[0x829A] = 1 / 250
     ifd[0x829D] = 5.6
     ifd[0x8827] = 400
-    ifd[0xA420] = f"{index:032x}"  # ImageUniqueID
+    ifd[0xA420] = f"{run:08x}{index:024x}"  # ImageUniqueID
     payload = exif.tobytes()  # starts with b"Exif\0\0"
     return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
 
@@ -125,32 +135,44 @@ class JpegSet:
 
     encoded: list[bytes]
 
-    def data(self, index: int) -> bytes:
+    def data(self, index: int, run: int = 0) -> bytes:
         base = self.encoded[index % len(self.encoded)]
-        return splice_exif(base, exif_block(index, orientation_for(index)))
+        return splice_exif(base, exif_block(index, orientation_for(index), run))
 
-    def write(self, index: int, folder: Path) -> Path:
+    def write(self, index: int, folder: Path, run: int = 0) -> Path:
         path = folder / jpeg_name(index)
-        path.write_bytes(self.data(index))
+        path.write_bytes(self.data(index, run))
         return path
 
 
-def make_jpeg_set(size: tuple[int, int], distinct: int = 12, quality: int = 92) -> JpegSet:
+def make_jpeg_set(
+    size: tuple[int, int], distinct: int = 12, quality: int = 92, kind: str = "grainy"
+) -> JpegSet:
     """Encode `distinct` pictures at `size` (about 0.5 s each at 24 MP on one core)."""
-    return JpegSet([encode_jpeg(camera_picture(i, size), quality) for i in range(distinct)])
+    grain = KINDS[kind]
+    return JpegSet(
+        [encode_jpeg(camera_picture(i, size, grain=grain), quality) for i in range(distinct)]
+    )
 
 
 def cached_jpeg_set(
-    workdir: Path | None, size: tuple[int, int], distinct: int = 12, quality: int = 92
+    workdir: Path | None,
+    size: tuple[int, int],
+    distinct: int = 12,
+    quality: int = 92,
+    kind: str = "grainy",
 ) -> JpegSet:
     """`make_jpeg_set`, kept under `<workdir>/inputs/` so later runs skip the encoding."""
     if workdir is None:
-        return make_jpeg_set(size, distinct, quality)
-    folder = workdir / "inputs" / _key("base", w=size[0], h=size[1], d=distinct, q=quality)
+        return make_jpeg_set(size, distinct, quality, kind)
+    params: dict[str, object] = {"w": size[0], "h": size[1], "d": distinct, "q": quality}
+    if kind != "grainy":  # the grainy set keeps the folder name it always had
+        params["k"] = kind
+    folder = workdir / "inputs" / _key("base", **params)
     files = [folder / f"base_{i:02d}.jpg" for i in range(distinct)]
     if all(f.exists() for f in files):
         return JpegSet([f.read_bytes() for f in files])
-    jpegs = make_jpeg_set(size, distinct, quality)
+    jpegs = make_jpeg_set(size, distinct, quality, kind)
     folder.mkdir(parents=True, exist_ok=True)
     for f, data in zip(files, jpegs.encoded, strict=True):
         tmp = f.with_name("." + f.name)
@@ -164,17 +186,24 @@ def _key(kind: str, **params: object) -> str:
 
 
 def jpeg_folder(
-    workdir: Path, count: int, size: tuple[int, int] = DEFAULT_SIZE, distinct: int = 12
+    workdir: Path,
+    count: int,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    distinct: int = 12,
+    kind: str = "grainy",
 ) -> Path:
     """`count` camera JPEGs at `size` in a cached folder (made on first use)."""
     distinct = max(1, min(distinct, count))
-    folder = workdir / "inputs" / _key("jpeg", n=count, w=size[0], h=size[1], d=distinct)
+    params: dict[str, object] = {"n": count, "w": size[0], "h": size[1], "d": distinct}
+    if kind != "grainy":
+        params["k"] = kind
+    folder = workdir / "inputs" / _key("jpeg", **params)
     stamp = folder / ".complete"
     if stamp.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     log.info("making %d JPEGs of %dx%d in %s", count, size[0], size[1], folder)
-    jpegs = cached_jpeg_set(workdir, size, distinct)
+    jpegs = cached_jpeg_set(workdir, size, distinct, kind=kind)
     for i in range(count):
         jpegs.write(i, folder)
     stamp.write_text(json.dumps({"count": count, "size": size, "distinct": distinct}))
@@ -203,6 +232,29 @@ def format_folder(workdir: Path, per_format: int = 3, scale: float = 1.0) -> Pat
         photos.write_dng(folder / f"dng_{i}.dng", camera_picture(i + 3, size(1200, 800)))
     stamp.write_text(json.dumps({"per_format": per_format, "scale": scale}))
     return folder
+
+
+def fresh_jpegs(
+    workdir: Path,
+    dest: Path,
+    count: int,
+    run: int,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    kind: str = "grainy",
+    distinct: int = 12,
+) -> list[Path]:
+    """`count` JPEGs with bytes no earlier run saw (`run` is in every file's ImageUniqueID),
+    written into an empty `dest` and flushed to disk: a timed run reads files the way a new
+    import is read, and neither the index nor any cache can know them."""
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    jpegs = cached_jpeg_set(workdir, size, max(1, min(distinct, count)), kind=kind)
+    paths = [jpegs.write(i, dest, run) for i in range(count)]
+    os.sync()
+    return paths
 
 
 def photo_files(folder: Path) -> list[Path]:

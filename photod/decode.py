@@ -79,22 +79,38 @@ def decode_image(
     path: str | os.PathLike[str],
     min_side: int | None = 224,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    data: bytes | None = None,
+    square: int | None = None,
 ) -> DecodedImage:
     """Decode `path` to sRGB uint8 pixels whose short side is at least `min_side` when possible.
 
     The result is never upscaled and never much larger than needed: JPEGs use DCT scaling and RAW
     files their preview. `min_side=None` decodes at full resolution (for rendering a suggestion).
+    `data`: the file's bytes when the caller already read them (they are not read again).
+    `square`: resize the result to `square` x `square` (bilinear, the scorer's input), still in
+    Pillow, which spares copies between Pillow and numpy; the pixels equal those of
+    `photod.models.preprocess.resize_for_model` applied to the plain result.
     Raises a subclass of `DecodeError` with a clear message for every kind of bad input.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    _check_file(path)
+    if data is None:
+        _check_file(path)
+    elif not data:
+        raise EmptyFileError("empty file (0 bytes)", str(path))
+    elif suffix not in SUPPORTED_EXTENSIONS:
+        raise UnsupportedFormatError(f"unsupported file type '{path.suffix}'", str(path))
     try:
         if suffix in RAW_EXTENSIONS:
-            return _decode_raw(path, min_side, max_pixels)
+            decoded = _decode_raw(path, min_side, max_pixels)
+            if square:
+                decoded.pixels = _square(Image.fromarray(decoded.pixels), square)
+            return decoded
         if suffix in HEIF_EXTENSIONS:
             _register_heif()
-        return _decode_with_pillow(path, min_side, max_pixels)
+        source = io.BytesIO(data) if data is not None else path
+        return _decode_with_pillow(path, min_side, max_pixels, source, square)
     except DecodeError:
         raise
     except FileNotFoundError as exc:
@@ -154,8 +170,14 @@ def _check_pixels(size: tuple[int, int], max_pixels: int, path: Path) -> None:
         )
 
 
-def _decode_with_pillow(path: Path, min_side: int | None, max_pixels: int) -> DecodedImage:
-    with Image.open(path) as im:
+def _decode_with_pillow(
+    path: Path,
+    min_side: int | None,
+    max_pixels: int,
+    source: Path | io.BytesIO | None = None,
+    square: int | None = None,
+) -> DecodedImage:
+    with Image.open(source if source is not None else path) as im:
         fmt = (im.format or path.suffix.lstrip(".")).upper()
         _check_pixels(im.size, max_pixels, path)
         exif = _exif_summary(im)
@@ -164,10 +186,26 @@ def _decode_with_pillow(path: Path, min_side: int | None, max_pixels: int) -> De
         if fmt == "JPEG" and min_side:
             _draft_jpeg(im, min_side)
         im.load()
+        if square:
+            # The same steps as below, each one done by Pillow on its own image (orientation,
+            # area-averaged shrink, then the model's resize): no array copies in between.
+            upright = _to_srgb_image(im, path)
+            transpose = _TRANSPOSE.get(orientation)
+            if transpose is not None:
+                upright = upright.transpose(transpose)
+            pixels = _square(_shrink_image(upright, min_side), square)
+            return DecodedImage(pixels=pixels, original_size=full_size, format=fmt, exif=exif)
         pixels = _to_srgb_array(im, path)
     pixels = _apply_orientation(pixels, orientation)
     pixels = _shrink(pixels, min_side)
     return DecodedImage(pixels=pixels, original_size=full_size, format=fmt, exif=exif)
+
+
+def _square(im: Image.Image, size: int) -> np.ndarray:
+    """`resize_for_model` on a Pillow image: bilinear (antialiased) to size x size."""
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _draft_jpeg(im: Image.Image, min_side: int) -> None:
@@ -183,6 +221,11 @@ def _draft_jpeg(im: Image.Image, min_side: int) -> None:
 
 def _to_srgb_array(im: Image.Image, path: Path) -> np.ndarray:
     """Convert any Pillow mode (CMYK, L, P, RGBA, I;16, 48-bit) and ICC profile to sRGB uint8."""
+    return np.asarray(_to_srgb_image(im, path), dtype=np.uint8)
+
+
+def _to_srgb_image(im: Image.Image, path: Path) -> Image.Image:
+    """`_to_srgb_array`, as an RGB Pillow image."""
     icc = im.info.get("icc_profile")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float32)
@@ -210,7 +253,7 @@ def _to_srgb_array(im: Image.Image, path: Path) -> np.ndarray:
         im = im.convert("RGB")
     if im.mode != "RGB":
         im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8)
+    return im
 
 
 def _srgb() -> ImageCms.ImageCmsProfile:
@@ -235,16 +278,41 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(pixels)) if op else pixels
 
 
+# `_apply_orientation` as Pillow transposes (the same pixels, without leaving Pillow).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _shrink_size(width: int, height: int, min_side: int | None) -> tuple[int, int] | None:
+    """The size `_shrink` reduces to, or None when it keeps the pixels as they are."""
+    if not min_side:
+        return None
+    short = min(height, width)
+    if short <= 2 * min_side:
+        return None
+    scale = 2 * min_side / short
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink_image(im: Image.Image, min_side: int | None) -> Image.Image:
+    """`_shrink` on a Pillow image."""
+    size = _shrink_size(im.width, im.height, min_side)
+    return im if size is None else im.resize(size, Image.Resampling.BOX)
+
+
 def _shrink(pixels: np.ndarray, min_side: int | None) -> np.ndarray:
     """Downscale with area averaging so the short side is about 2x min_side at most."""
-    if not min_side:
-        return pixels
     h, w = pixels.shape[:2]
-    short = min(h, w)
-    if short <= 2 * min_side:
+    size = _shrink_size(w, h, min_side)
+    if size is None:
         return pixels
-    scale = 2 * min_side / short
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
 
 

@@ -11,6 +11,12 @@ For each path `process_paths` decides what work is needed, cheapest check first:
 Committing last makes the index the journal: after a crash at any moment a file has either its
 finished row or none, and one without a row is simply processed again (the metadata writer is
 atomic and idempotent). One bad file yields an `error` row and never stops the others.
+
+It is one stream, so that no core waits: paths are triaged as the decode threads ask for more
+work; each decode thread reads a file once, hashes those bytes (step 2 is then answered from a
+read-only connection to the index, so a moved file is not decoded) and decodes them; the model
+runs on batches; rating writes (copy, fsync, rename) run in a small writer pool while the next
+batches decode and score; the main thread commits each row once its write is done, in order.
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import stat
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -213,49 +223,193 @@ def process_paths(
 ) -> Iterator[ProcessedPhoto]:
     """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
 
-    Work goes in chunks of `chunk_size` paths (default: 4 model batches), so memory stays bounded
-    whatever the number of paths. Raises only for setup problems (metadata writer or suggestion
-    modules missing); every per-file problem becomes an `error` result.
+    `paths` is read lazily, a little ahead of the decode threads, and at most `chunk_size`
+    photos (default: 4 model batches) are between decoding and their index commit, so memory
+    stays bounded whatever the number of paths. Raises only for setup problems (metadata writer
+    or suggestion modules missing); every per-file problem becomes an `error` result.
     """
     metadata = _Metadata(write_mode, force)
     suggesters = _suggest_modules() if suggest else None
-    chunk_size = chunk_size or max(4 * scorer.batch_size, 32)
-    chunk: list[str] = []
-    for path in paths:
-        chunk.append(os.path.abspath(os.fspath(path)))
-        if len(chunk) >= chunk_size:
-            yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
-            chunk = []
-    if chunk:
-        yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+    in_flight = chunk_size or max(4 * scorer.batch_size, 32)
+    unique = dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths)  # each path once
+    with ThreadPoolExecutor(_writer_threads(), thread_name_prefix="photod-write") as writers:
+        yield from _process_stream(
+            iter(unique), scorer, db, metadata, suggesters, writers, in_flight, known_check=True
+        )
 
 
-def _process_chunk(
-    chunk: list[str],
+def _writer_threads() -> int:
+    """Rating writes mostly wait for the disk (fsync); two overlap those waits on any machine."""
+    from photod.scoring import available_cpus
+
+    return max(2, min(4, available_cpus()))
+
+
+@dataclass
+class _Queued:
+    """A path triage sent to the model: its stat and index row as triage saw them."""
+
+    st: os.stat_result
+    row: dict[str, Any] | None
+
+
+@dataclass
+class _Written:
+    """The file side of a scored photo (done in a writer thread): rating columns or an error."""
+
+    scored_at: str
+    outcome: Any = None
+    columns: dict[str, Any] | None = None
+    error: PhotodError | None = None
+
+
+def _process_stream(
+    paths: Iterator[str],
     scorer: Scorer,
     db: sqlite_utils.Database,
     metadata: _Metadata,
     suggesters: tuple[Any, Any] | None,
+    writers: ThreadPoolExecutor,
+    in_flight: int,
+    known_check: bool,
 ) -> Iterator[ProcessedPhoto]:
-    to_score: dict[str, tuple[os.stat_result, str]] = {}
-    for path in dict.fromkeys(chunk):  # a path listed twice is handled once
+    to_score: dict[str, _Queued] = {}
+    settled: deque[ProcessedPhoto] = deque()  # triage outcomes, yielded as the stream goes
+
+    gone: list[str] = []  # settled last: a file renamed in this stream takes over their rows
+
+    def feed() -> Iterator[str]:
+        for path in paths:
+            if not os.path.lexists(path):
+                gone.append(path)
+                continue
+            try:
+                outcome = _triage(path, db, scorer, metadata, to_score)
+            except Exception as exc:  # one file's problem, whatever it is
+                outcome = _unexpected(path, exc)
+            if outcome is None:
+                yield path
+            else:
+                settled.append(outcome)
+
+    known = _KnownContent(db) if known_check else None
+    pending: deque[tuple[ScoreResult, _Queued, Future[_Written] | None]] = deque()
+    retry: list[str] = []  # known content that, looked at closely, must be scored after all
+
+    def finish(entry: tuple[ScoreResult, _Queued, Future[_Written] | None]) -> ProcessedPhoto:
+        result, queued, job = entry
         try:
-            outcome = _triage(path, db, scorer, metadata, to_score)
-        except Exception as exc:  # one file's problem, whatever it is
-            outcome = _unexpected(path, exc)
-        if outcome is not None:
-            yield outcome
-    if not to_score:
-        return
-    for result in scorer.score_paths(list(to_score)):
-        st, original_hash = to_score[result.path]
-        try:
-            outcome = _record_scored(result, st, original_hash, db, metadata)
+            written = job.result() if job is not None else None
+            outcome = _commit_scored(result, queued.st, result.content_hash, db, written)
             if suggesters and outcome.status == "ok":
                 _suggest(outcome, scorer, db, suggesters)
         except Exception as exc:
             outcome = _unexpected(result.path, exc)
-        yield outcome
+        return outcome
+
+    try:
+        skip = known.seen if known is not None else None
+        for result in scorer.score_paths(feed(), content_hash=True, skip=skip):
+            while settled:
+                yield settled.popleft()
+            queued = to_score.pop(result.path)
+            try:
+                if result.content_hash is not None:
+                    # Answered here, on the index itself: a copy or move of a photo scored
+                    # meanwhile (or one the decode thread's look-up flagged) is not re-scored.
+                    outcome = _triage_hashed(result.path, queued, result.content_hash, db, metadata)
+                    if outcome is not None:
+                        yield outcome
+                        continue
+                if result.status == "skipped":
+                    retry.append(result.path)
+                    continue
+                job = None
+                if result.status == "ok":
+                    job = writers.submit(_write_scored, result, metadata)
+            except Exception as exc:
+                yield _unexpected(result.path, exc)
+                continue
+            pending.append((result, queued, job))
+            while pending and (pending[0][2] is None or pending[0][2].done()):
+                yield finish(pending.popleft())
+            while len(pending) > in_flight:
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
+        for path in gone:
+            try:
+                outcome = _triage(path, db, scorer, metadata, to_score)
+            except Exception as exc:
+                outcome = _unexpected(path, exc)
+            if outcome is not None:
+                settled.append(outcome)
+            else:  # it came back meanwhile
+                retry.append(path)
+        while settled:
+            yield settled.popleft()
+    finally:
+        for _, _, job in pending:
+            if job is not None:
+                job.cancel()
+        if known is not None:
+            known.close()
+    if retry:
+        yield from _process_stream(
+            iter(retry), scorer, db, metadata, suggesters, writers, in_flight, known_check=False
+        )
+
+
+class _KnownContent:
+    """Asked by the decode threads, right after they hash a file: could the index settle this
+    content without the model (unchanged, moved or copied)? Then the file is not decoded.
+
+    Each thread reads through its own read-only connection (the main thread's one stays the
+    only writer); committed rows are what it sees, and the main thread decides with
+    `_triage_hashed` in any case. An index without a file (in memory) answers no.
+    """
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        rows = db.execute("PRAGMA database_list").fetchall()
+        self._file = next((row[2] for row in rows if row[1] == "main"), "") or ""
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def seen(self, path: str, digest: str) -> bool:
+        if not self._file:
+            return False
+        conn = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                uri = "file:" + _uri_path(self._file) + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+                self._local.conn = conn
+                with self._lock:
+                    self._connections.append(conn)
+            # The conditions of `_triage_hashed`, in SQL.
+            found = conn.execute(
+                "SELECT 1 FROM photos WHERE (content_hash = :h OR original_hash = :h) AND ("
+                "(path = :p AND status != 'missing' AND content_hash = :h) OR "
+                "(path != :p AND score IS NOT NULL AND status != 'error')) LIMIT 1",
+                {"h": digest, "p": path},
+            ).fetchone()
+        except sqlite3.Error as exc:
+            log.debug("content look-up failed (%s); decoding %s", exc, path)
+            return False
+        return found is not None
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+def _uri_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path)
 
 
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
@@ -278,9 +432,11 @@ def _triage(
     db: sqlite_utils.Database,
     scorer: Scorer,
     metadata: _Metadata,
-    to_score: dict[str, tuple[os.stat_result, str]],
+    to_score: dict[str, _Queued],
 ) -> ProcessedPhoto | None:
-    """Settle `path` without the model when possible; else queue it in `to_score` (-> None)."""
+    """Settle `path` by its stat when possible; else queue it in `to_score` (-> None).
+
+    Its content hash comes from the decode thread that reads it (`_triage_hashed`)."""
     from photod.decode import is_supported
 
     try:
@@ -313,20 +469,18 @@ def _triage(
         return ProcessedPhoto(path, "skipped", error="unsupported", error_code="unsupported")
 
     row = get_by_path(db, path)
-    files = _file_columns(path, st)
     if row is not None and row["status"] != "missing" and _same_stat(row, st):
         return _from_row(path, "unchanged", row)
+    to_score[path] = _Queued(st, row)
+    return None
 
-    try:
-        digest = file_hash(path)
-    except FileNotFoundError:
-        return _triage(path, db, scorer, metadata, to_score)  # vanished meanwhile: as above
-    except OSError as exc:
-        error = FileUnreadableError(f"cannot read: {exc.strerror}", path)
-        _error_row(db, path, error, files)
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
 
+def _triage_hashed(
+    path: str, queued: _Queued, digest: str, db: sqlite_utils.Database, metadata: _Metadata
+) -> ProcessedPhoto | None:
+    """The content-hash half of triage: unchanged bytes, a move or a copy; None: score it."""
+    row, st = queued.row, queued.st
+    files = _file_columns(path, st)
     if row is not None and row["status"] != "missing" and digest == row["content_hash"]:
         # Same bytes, new timestamp (touched, copied over itself): remember the new stat.
         upsert_photo(db, {"path": path, **files})
@@ -338,8 +492,6 @@ def _triage(
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
             return _adopt(known, path, st, digest, db, metadata, moved=True)
         return _adopt(known, path, st, digest, db, metadata, moved=False)
-
-    to_score[path] = (st, digest)
     return None
 
 
@@ -374,7 +526,7 @@ def _write_rating(
     }
 
 
-def _after_write_columns(path: str, original_hash: str, outcome: Any) -> dict[str, Any]:
+def _after_write_columns(path: str, original_hash: str | None, outcome: Any) -> dict[str, Any]:
     """Stat and hash of the file as photod leaves it, so its own write never looks like an edit."""
     st = os.stat(path)
     changed = outcome is not None and any(
@@ -495,13 +647,33 @@ def _error_row_or_log(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
         log.warning("%r: cannot index this path (%s)", row["path"], exc)
 
 
-def _record_scored(
+def _write_scored(result: ScoreResult, metadata: _Metadata) -> _Written:
+    """The file side of a scored photo: the rating write and the file's new stat and hash.
+
+    Runs in a writer thread (it touches no index); every expected failure is returned."""
+    assert result.score is not None and result.stars is not None
+    scored_at = now_iso()
+    original_hash = result.content_hash
+    try:
+        outcome, rating_columns = _write_rating(
+            result.path, result.score, result.stars, result.model, scored_at, metadata
+        )
+        columns = {**rating_columns, **_after_write_columns(result.path, original_hash, outcome)}
+    except PhotodError as exc:
+        return _Written(scored_at, error=exc)
+    except FileNotFoundError:
+        return _Written(scored_at, error=FileVanishedError("vanished after scoring", result.path))
+    return _Written(scored_at, outcome, columns)
+
+
+def _commit_scored(
     result: ScoreResult,
     st: os.stat_result,
-    original_hash: str,
+    original_hash: str | None,
     db: sqlite_utils.Database,
-    metadata: _Metadata,
+    written: _Written | None,
 ) -> ProcessedPhoto:
+    """The index side of a scored photo (main thread): its row, committed after the write."""
     path = result.path
     if result.status != "ok":
         if not os.path.lexists(path):
@@ -530,8 +702,8 @@ def _record_scored(
             error_code=result.error_code,
         )
 
-    scored_at = now_iso()
-    assert result.score is not None and result.stars is not None
+    assert written is not None and result.score is not None and result.stars is not None
+    scored_at = written.scored_at
     scored = {
         "width": result.width,
         "height": result.height,
@@ -543,17 +715,9 @@ def _record_scored(
         "scored_at": scored_at,
         "embedding": embedding_blob(result.embedding),
     }
-    try:
-        outcome, rating_columns = _write_rating(
-            path, result.score, result.stars, result.model, scored_at, metadata
-        )
-        columns = {**rating_columns, **_after_write_columns(path, original_hash, outcome)}
-    except PhotodError as exc:
-        return _store_write_error(path, st, original_hash, scored, exc, db)
-    except FileNotFoundError:
-        return _store_write_error(
-            path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
-        )
+    if written.error is not None:
+        return _store_write_error(path, st, original_hash, scored, written.error, db)
+    outcome, columns = written.outcome, written.columns or {}
     row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)

@@ -9,6 +9,7 @@ on a 2-core laptop the cores stay busy and on a GPU the decoders feed large batc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
+from photod.decode import DEFAULT_MAX_PIXELS, RAW_EXTENSIONS, DecodedImage, decode_image
 from photod.errors import DecodeError, ModelError, PhotodError
 from photod.stars import FALLBACK_THRESHOLDS, StarMapping
 
@@ -47,6 +48,8 @@ class ScoreResult:
     format: str | None = None
     exif: dict[str, Any] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, repr=False)
+    # blake2b-128 of the bytes decoded (the index's content hash), with `score_paths(hash=True)`.
+    content_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,40 @@ class ScoreResult:
             "height": self.height,
             "format": self.format,
         }
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota.
+
+    `os.cpu_count()` counts the machine's cores, which a container, `taskset` or a systemd
+    `CPUQuota=` may not grant; threads sized from it oversubscribe the cores there are.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota + 0.5)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs granted by the cgroup quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None if none."""
+    try:
+        with open(os.path.join(root, "cpu.max")) as handle:
+            quota, period = handle.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as handle:
+            quota_us = int(handle.read())
+        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as handle:
+            period_us = int(handle.read())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -123,7 +160,7 @@ class Scorer:
         needs little CPU to run the model, up to 32 so that decoding keeps up with it."""
         if self._decode_workers:
             return self._decode_workers
-        cores = os.cpu_count() or 2
+        cores = available_cpus()
         return min(32, cores) if self.device.startswith("cuda") else min(8, cores)
 
     @property
@@ -172,33 +209,61 @@ class Scorer:
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
 
-    def _decode_for_model(self, path: str | os.PathLike[str]) -> DecodedImage:
-        """`decode`, then the resize to the model's input size, both in a decode thread: the
-        thread that runs the model then only stacks and normalises (same pixels either way)."""
-        from photod.models.preprocess import resize_for_model
+    def _decode_for_model(
+        self,
+        path: str | os.PathLike[str],
+        content_hash: bool = False,
+        skip: Callable[[str, str], bool] | None = None,
+    ) -> _Prepared:
+        """Read the file once, hash those bytes if asked, decode them and resize to the model's
+        input size, all in a decode thread: the thread that runs the model then only stacks and
+        normalises (same pixels as `decode` + `resize_for_model`)."""
+        from photod.models.preprocess import INPUT_SIZE
 
-        decoded = self.decode(path)
-        decoded.pixels = resize_for_model(decoded.pixels)
-        return decoded
+        suffix = Path(path).suffix.lower()
+        data = None
+        if suffix not in RAW_EXTENSIONS:  # LibRaw reads RAW files itself
+            data = _read_bytes(path)
+        digest = None
+        if content_hash:
+            digest = _blake2b(data) if data is not None else _file_digest(path)
+            if digest is not None and skip is not None and skip(str(path), digest):
+                return _Prepared(None, digest, skipped=True)
+        try:
+            decoded = decode_image(
+                path, min_side=224, max_pixels=self.max_pixels, data=data, square=INPUT_SIZE
+            )
+        except PhotodError as exc:
+            return _Prepared(None, digest, exc)
+        return _Prepared(decoded, digest)
 
     def score_paths(
         self,
         paths: Iterable[str | os.PathLike[str]],
         progress: Callable[[int], None] | None = None,
+        *,
+        content_hash: bool = False,
+        skip: Callable[[str, str], bool] | None = None,
     ) -> Iterator[ScoreResult]:
         """Decode ahead in threads, score in batches; yields one result per path, in order.
 
-        A file that fails to decode yields an error result and never stops the others.
+        `paths` is consumed lazily, about two batches ahead of the model (it may be a generator
+        that does work of its own). With `content_hash`, each result carries the blake2b hash of
+        the bytes decoded (`ScoreResult.content_hash`), from the same read; then `skip(path,
+        hash)`, called in the decode thread, can spare a file its decoding and scoring (its
+        result has status `skipped`): the caller knows that content already. A file that fails
+        to decode yields an error result and never stops the others.
         """
         import photod.models.preprocess  # noqa: F401  (import torch here, not in a decoder)
 
-        pending: list[tuple[str, Future[DecodedImage]]] = []
+        pending: list[tuple[str, Future[_Prepared]]] = []
         with (
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
             for path in paths:
-                pending.append((str(path), pool.submit(self._decode_for_model, path)))
+                job = pool.submit(self._decode_for_model, path, content_hash, skip)
+                pending.append((str(path), job))
                 # Keep about two batches decoding ahead of the model, not the whole folder.
                 if len(pending) >= 2 * self.batch_size:
                     yield from self._score_ready(pending[: self.batch_size], progress)
@@ -222,7 +287,7 @@ class Scorer:
         import torch
 
         before = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - self.decode_workers))
+        torch.set_num_threads(max(1, available_cpus() - self.decode_workers))
         try:
             yield
         finally:
@@ -230,7 +295,7 @@ class Scorer:
 
     def _score_ready(
         self,
-        chunk: list[tuple[str, Future[DecodedImage]]],
+        chunk: list[tuple[str, Future[_Prepared]]],
         progress: Callable[[int], None] | None,
     ) -> Iterator[ScoreResult]:
         results: list[ScoreResult] = []
@@ -238,7 +303,16 @@ class Scorer:
         for path, future in chunk:
             result = ScoreResult(path=path, model=self.version)
             try:
-                image = future.result()
+                prepared = future.result()
+                result.content_hash = prepared.content_hash
+                if prepared.skipped:
+                    result.status = "skipped"
+                    results.append(result)
+                    continue
+                if prepared.error is not None:
+                    raise prepared.error
+                image = prepared.image
+                assert image is not None
             except PhotodError as exc:
                 self._fail(result, exc)
             except Exception as exc:  # an unexpected library error is still one file's problem
@@ -266,6 +340,42 @@ class Scorer:
         result.error = str(exc)
         result.error_code = exc.code
         log.warning("%s", exc)
+
+
+@dataclass
+class _Prepared:
+    """What a decode thread hands the model: pixels or a decode error, and the content hash."""
+
+    image: DecodedImage | None
+    content_hash: str | None = None
+    error: PhotodError | None = None
+    skipped: bool = False
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes | None:
+    """The whole file, or None when it cannot be read (decode_image then says why)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _blake2b(data: bytes) -> str:
+    # One call over the whole buffer: hashlib releases the GIL while it hashes.
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _file_digest(path: str | os.PathLike[str]) -> str | None:
+    """`_blake2b` of a file read in chunks (RAW files, which LibRaw reads itself)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:
