@@ -64,12 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3, help="repetitions for median/min/max")
     parser.add_argument("--photos", type=int, default=200, help="JPEGs for throughput")
-    parser.add_argument("--naive-photos", type=int, default=40, help="JPEGs the naive run uses")
+    parser.add_argument("--naive-photos", type=int, default=24, help="JPEGs the naive run uses")
+    parser.add_argument(
+        "--kinds", default="smooth,grainy", help="throughput inputs: smooth and/or grainy JPEGs"
+    )
     parser.add_argument("--size", type=parse_size, default=(6000, 4000), help="JPEG size WxH")
     parser.add_argument(
         "--write-mode",
-        default="auto,sidecar",
-        help="rating write modes for throughput, comma-separated; the first is the headline",
+        default="score,none,auto",
+        help="throughput pipelines, comma-separated, the first is the headline: score (`photod "
+        "score`), none, auto, sidecar (process_paths with that rating write mode)",
     )
     parser.add_argument("--samples", type=int, default=5, help="photos per daemon latency figure")
     parser.add_argument("--burst-files", type=int, default=2000)
@@ -93,7 +97,7 @@ def quick(args: argparse.Namespace) -> None:
     """Small enough for a unit test on a busy 2-core machine, big enough to exercise every path."""
     args.size = (640, 427)
     args.burst_size = args.size
-    args.write_mode = args.write_mode.split(",")[0]
+    args.write_mode = "score,auto"
     args.photos = min(args.photos, 6)
     args.naive_photos = min(args.naive_photos, 2)
     args.runs = 1
@@ -115,6 +119,8 @@ def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:
             runs=args.runs,
             size=args.size,
             write_mode=args.write_mode,
+            kinds=args.kinds,
+            breakdown_photos=4 if args.quick else 16,
             **common_kw,
         )
     if name == "scoring":

@@ -29,20 +29,26 @@ def throughput_md(t: dict[str, Any]) -> list[str]:
     i = t["inputs"]
     s = t["settings"]
     lines = [
-        f"End to end, {i['photos']} JPEGs of {i['size']} ({i['megapixels']} MP, "
-        f"{i['mean_file_mb']} MB on average, camera EXIF), fresh folder and index each run; naive "
-        f"pipeline on {i['naive_photos']} of them; batch {s['batch_size']}, "
+        f"End to end, {i['photos']} fresh JPEGs of {i['size']} ({i['megapixels']} MP, camera "
+        f"EXIF) per run, new bytes and a new index every run; naive pipeline on "
+        f"{i['naive_photos']} of them; model {s.get('model')}, batch {s['batch_size']}, "
         f"{s['decode_workers']} decode threads, torch threads {s['torch_threads']}:",
         "",
-        "| rating write mode | photod photos/s | naive photos/s | speedup |",
-        "|---|---|---|---|",
+        "| input | pipeline | photod photos/s | naive photos/s | speedup | load (1 min) |",
+        "|---|---|---|---|---|---|",
     ]
-    for mode, entry in t["write_modes"].items():
-        lines.append(
-            f"| {mode} | {fmt_stat(entry['photod_photos_per_s'])} | "
-            f"{fmt_stat(entry['naive_photos_per_s'])} | **{entry['speedup']}x** |"
-        )
-    lines += ["", "Each stage alone, in series (ms per photo):", ""]
+    for kind, entry in t["kinds"].items():
+        for mode, stats in entry["pipelines"].items():
+            label = "`photod score`" if mode == "score" else f"process_paths, write {mode}"
+            if "vs_no_write" in stats:
+                label += f" ({stats['vs_no_write']}x of no write)"
+            lines.append(
+                f"| {kind}, {entry['mean_file_mb']} MB | {label} | "
+                f"{fmt_stat(stats['photod_photos_per_s'])} | "
+                f"{fmt_stat(stats['naive_photos_per_s'])} | **{stats['speedup']}x** | "
+                f"{fmt_stat(entry['load_average_1min'])} |"
+            )
+    lines += ["", "Each stage alone, in series (ms per photo, first kind):", ""]
     lines += ["| stage | ms/photo |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in t["breakdown_ms_per_photo"].items()]
     diff = t.get("score_difference_vs_naive", {})

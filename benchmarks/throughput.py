@@ -11,8 +11,10 @@ orientation at full size, resizes to 224x224 and runs the model on one photo at 
 same rating write and index row. Every run works on a fresh copy of the input folder (flushed to
 disk before the clock starts), so no run finds ratings written by an earlier one.
 
-The breakdown times each stage alone, in series, on the same files: where the time goes, not a
-sum that equals the end-to-end time (decode overlaps inference there).
+Both kinds of input are measured (`benchmarks.inputs`: smooth upscaled photos and grainy
+camera-like files), each run on files whose bytes no earlier run saw. The breakdown times each
+stage alone, in series, on the same files: where the time goes, not a sum that equals the
+end-to-end time (decode overlaps inference there).
 """
 
 from __future__ import annotations
@@ -120,7 +122,10 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]
 
     seconds, decoded = common.time_call(lambda: [scorer.decode(p) for p in paths])
     per_photo("decode_dct_scaled", seconds)
-    pixels = [d.pixels for d in decoded]
+    # What a decode thread of `score_paths` does: one read, DCT-scaled decode, 224x224 in Pillow.
+    seconds, prepared = common.time_call(lambda: [scorer._decode_for_model(p) for p in paths])
+    per_photo("decode_for_model", seconds)
+    pixels = [p.image.pixels for p in prepared]
     batch = pixels[: scorer.batch_size]
     seconds, tensor = common.time_call(lambda: to_tensor(batch))
     per_photo("preprocess", seconds, len(batch))
@@ -151,6 +156,7 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]
     per_photo("content_hash", seconds)
 
     info = metadata.RatingInfo(score=3.0, stars=3, model=scorer.version, scored_at=now_iso())
+    copies = paths[0].parent
     for mode in write_modes:
         copies = common.fresh_copy(paths[0].parent, work / "breakdown", [p.name for p in paths])
         seconds, _ = common.time_call(
@@ -187,44 +193,97 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_mode(
-    files: list[Path],
-    naive_files: list[Path],
+PIPELINES = ("score", "none", "auto", "sidecar")
+
+
+def score_run(paths: list[Path], scorer: Any) -> dict[str, Any]:
+    """`photod score` without --write: `Scorer.score_paths` over the files, nothing stored."""
+    start = time.perf_counter()
+    results = list(scorer.score_paths(paths))
+    seconds = time.perf_counter() - start
+    actions: dict[str, int] = {}
+    for result in results:
+        actions[result.status] = actions.get(result.status, 0) + 1
+    return {
+        "seconds": seconds,
+        "actions": actions,
+        "scores": {Path(r.path).name: r.score for r in results},
+    }
+
+
+def measure_kind(
+    workdir: Path,
+    kind: str,
+    photos: int,
+    naive_photos: int,
     scorer: Any,
-    work: Path,
     runs: int,
-    write_mode: str,
+    modes: list[str],
+    size: tuple[int, int],
 ) -> dict[str, Any]:
-    """photod and naive photos/s with one write mode, `runs` times each, interleaved."""
-    source = files[0].parent
-    before = common.stat_signature(files)
-    photod_rates, naive_rates, actions = [], [], {}
+    """photod and naive photos/s for each pipeline in `modes`, `runs` times each, interleaved.
+
+    Every timed run gets files no earlier run saw (`inputs.fresh_jpegs`). `score` is `photod
+    score` (no index, no write); `none`, `auto` and `sidecar` are `process_paths` (what `photod
+    watch` and the web page run) with that rating write mode. The naive pipeline runs with the
+    same write mode (`score` is compared with naive `none`).
+    """
+    work = workdir / "runs"
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    naive_modes = list(dict.fromkeys("none" if m == "score" else m for m in modes))
+    naive_rates: dict[str, list[float]] = {m: [] for m in naive_modes}
+    actions: dict[str, dict[str, int]] = {}
     fast_scores: dict[str, float] = {}
     naive_scores: dict[str, float] = {}
+    loads: list[float] = []
+    mean_mb = 0.0
     for i in range(runs):
-        # Interleaved, so drifting machine load hits both pipelines alike.
-        folder = common.fresh_copy(source, work / "photod", [p.name for p in files])
-        db = work / f"photod-{write_mode}-{i}.db"
-        result = photod_run([folder / p.name for p in files], scorer, db, write_mode)
-        photod_rates.append(len(files) / result["seconds"])
-        actions, fast_scores = result["actions"], result["scores"]
-        log.info("photod %s run %d: %.2f photos/s %s", write_mode, i, photod_rates[-1], actions)
-        folder = common.fresh_copy(source, work / "naive", [p.name for p in naive_files])
-        db = work / f"naive-{write_mode}-{i}.db"
-        result = naive_run([folder / p.name for p in naive_files], scorer, db, write_mode)
-        naive_rates.append(len(naive_files) / result["seconds"])
-        naive_scores = result["scores"]
-        log.info("naive %s run %d: %.2f photos/s", write_mode, i, naive_rates[-1])
-        common.check_unchanged(files, before)
-    photod_stat = common.summary(photod_rates, 2)
-    naive_stat = common.summary(naive_rates, 2)
+        run_id = int(time.time() * 1000) % 10**9 + i  # bytes no earlier run (or process) saw
+        for mode in modes:
+            folder = work / f"{kind}-{mode}"
+            files = inputs.fresh_jpegs(workdir, folder, photos, run_id, size, kind)
+            mean_mb = inputs.file_megabytes(files)
+            loads.append(os.getloadavg()[0])
+            if mode == "score":
+                result = score_run(files, scorer)
+            else:
+                db = work / f"{kind}-{mode}-{i}.db"
+                result = photod_run(files, scorer, db, mode)
+            rates[mode].append(len(files) / result["seconds"])
+            actions[mode], fast_scores = result["actions"], result["scores"]
+            log.info("photod %s %s run %d: %.2f photos/s", kind, mode, i, rates[mode][-1])
+        for mode in naive_modes:
+            folder = work / f"{kind}-naive-{mode}"
+            files = inputs.fresh_jpegs(workdir, folder, naive_photos, run_id, size, kind)
+            loads.append(os.getloadavg()[0])
+            result = naive_run(files, scorer, work / f"{kind}-naive-{mode}-{i}.db", mode)
+            naive_rates[mode].append(len(files) / result["seconds"])
+            naive_scores = result["scores"]
+            log.info("naive %s %s run %d: %.2f photos/s", kind, mode, i, naive_rates[mode][-1])
+    entries: dict[str, Any] = {}
+    for mode in modes:
+        photod_stat = common.summary(rates[mode], 2)
+        naive_stat = common.summary(naive_rates["none" if mode == "score" else mode], 2)
+        entries[mode] = {
+            "photod_photos_per_s": photod_stat,
+            "naive_photos_per_s": naive_stat,
+            "speedup": round(photod_stat["median"] / naive_stat["median"], 2),
+            "actions_last_run": actions[mode],
+        }
+    if "none" in rates and "auto" in rates:
+        entries["auto"]["vs_no_write"] = round(
+            entries["auto"]["photod_photos_per_s"]["median"]
+            / entries["none"]["photod_photos_per_s"]["median"],
+            2,
+        )
     names = [n for n in naive_scores if fast_scores.get(n) is not None]
     diffs = [abs(fast_scores[n] - naive_scores[n]) for n in names]
     return {
-        "photod_photos_per_s": photod_stat,
-        "naive_photos_per_s": naive_stat,
-        "speedup": round(photod_stat["median"] / naive_stat["median"], 2),
-        "actions_last_run": actions,
+        "photos": photos,
+        "naive_photos": naive_photos,
+        "mean_file_mb": mean_mb,
+        "load_average_1min": common.summary(loads, 2),
+        "pipelines": entries,
         # The fast path decodes at 1/8 scale, the naive one at full size: the same photo, scored
         # through a slightly different resize chain.
         "score_difference_vs_naive": {
@@ -238,57 +297,72 @@ def measure_mode(
 def run(
     workdir: Path,
     photos: int = 200,
-    naive_photos: int = 40,
+    naive_photos: int = 24,
     runs: int = 3,
     size: tuple[int, int] = inputs.DEFAULT_SIZE,
     device: str = "cpu",
     batch_size: int = 32,
-    write_mode: str = "auto",
+    write_mode: str = "score,none,auto",
     model: str | None = None,
+    kinds: str = "smooth,grainy",
+    breakdown_photos: int = 16,
 ) -> dict[str, Any]:
-    """Throughput with each write mode in `write_mode` (comma-separated; the first is the
-    headline), then the per-stage breakdown."""
-    source = inputs.jpeg_folder(workdir, photos, size)
-    files = inputs.photo_files(source)
-    naive_files = files[: max(1, min(naive_photos, len(files)))]
-    scorer = make_scorer(device, batch_size, model)
-    work = workdir / "runs"
+    """Throughput of each pipeline in `write_mode` (comma-separated: score, none, auto, sidecar)
+    on each kind of input (smooth, grainy), then the per-stage breakdown on the first kind.
+    The naive pipeline uses the scorer's own model, so its backbone is the default model's."""
     modes = [m.strip() for m in write_mode.split(",") if m.strip()]
-    measured = {mode: measure_mode(files, naive_files, scorer, work, runs, mode) for mode in modes}
-    stages = breakdown(files[: min(len(files), 32)], scorer, work, modes)
+    unknown = [m for m in modes if m not in PIPELINES]
+    if unknown:
+        raise ValueError(f"unknown pipeline(s) {unknown}; choose from {', '.join(PIPELINES)}")
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    scorer = make_scorer(device, batch_size, model)
+    measured = {
+        kind: measure_kind(workdir, kind, photos, naive_photos, scorer, runs, modes, size)
+        for kind in kind_list
+    }
+    source = inputs.jpeg_folder(workdir, max(breakdown_photos, 1), size, kind=kind_list[0])
+    files = inputs.photo_files(source)
+    write_modes = [m for m in modes if m not in ("score", "none")]
+    stages = breakdown(files, scorer, workdir / "runs", write_modes) if breakdown_photos else {}
+    head = measured[kind_list[0]]
     return {
         "inputs": {
-            "photos": len(files),
-            "naive_photos": len(naive_files),
+            "photos": photos,
+            "naive_photos": naive_photos,
             "size": f"{size[0]}x{size[1]}",
             "megapixels": round(size[0] * size[1] / 1e6, 1),
-            "mean_file_mb": inputs.file_megabytes(files),
-            "folder": str(source),
+            "kinds": {k: {"mean_file_mb": v["mean_file_mb"]} for k, v in measured.items()},
         },
         "settings": {
             "device": scorer.device,
+            "model": scorer.model_name,
             "batch_size": batch_size,
-            "write_mode": modes[0],
+            "pipelines": modes,
             "decode_workers": scorer.decode_workers,
             "torch_threads": scorer.torch_threads or "auto",
             "torch_threads_default": _torch_threads(),
         },
-        **measured[modes[0]],
-        "write_modes": measured,
+        # The headline: the first kind, the first pipeline.
+        **head["pipelines"][modes[0]],
+        "score_difference_vs_naive": head["score_difference_vs_naive"],
+        "kinds": measured,
         "breakdown_ms_per_photo": stages,
     }
 
 
 def table(result: dict[str, Any]) -> str:
     rows = []
-    for mode, entry in result["write_modes"].items():
-        rows += [
-            [
-                f"photod e2e, write {mode}",
-                common.fmt_stat(entry["photod_photos_per_s"], " photos/s"),
-            ],
-            [f"naive, write {mode}", common.fmt_stat(entry["naive_photos_per_s"], " photos/s")],
-            [f"speedup, write {mode}", f"{entry['speedup']}x"],
-        ]
+    for kind, entry in result["kinds"].items():
+        load = entry["load_average_1min"]
+        rows.append([f"{kind} ({entry['mean_file_mb']} MB), load {common.fmt_stat(load)}", ""])
+        for mode, stats in entry["pipelines"].items():
+            label = "photod score" if mode == "score" else f"process_paths, write {mode}"
+            rows += [
+                [f"  {label}", common.fmt_stat(stats["photod_photos_per_s"], " photos/s")],
+                ["    naive", common.fmt_stat(stats["naive_photos_per_s"], " photos/s")],
+                ["    speedup", f"{stats['speedup']}x"],
+            ]
+            if "vs_no_write" in stats:
+                rows.append(["    vs no write", f"{stats['vs_no_write']}x"])
     rows += [[f"  {k}", f"{v} ms/photo"] for k, v in result["breakdown_ms_per_photo"].items()]
     return common.format_table(rows, ["throughput", "median (min-max)"])

@@ -58,7 +58,11 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["machine"]["cores"] >= 1
     throughput = results["throughput"]
-    assert throughput["actions_last_run"] == {"scored": 6}
+    assert throughput["actions_last_run"] == {"ok": 6}  # `photod score`: six scored
+    for kind in ("smooth", "grainy"):
+        pipelines = throughput["kinds"][kind]["pipelines"]
+        assert pipelines["auto"]["actions_last_run"] == {"scored": 6}
+        assert pipelines["auto"]["speedup"] > 0
     assert throughput["photod_photos_per_s"]["median"] > 0
     assert throughput["naive_photos_per_s"]["median"] > 0
     assert throughput["speedup"] > 0
@@ -69,7 +73,7 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     assert throughput["score_difference_vs_naive"]["photos"] == 2
     assert throughput["score_difference_vs_naive"]["max_abs"] < 0.5
     # The last photod run really wrote ratings (exiftool reads them) and an index row each.
-    folder = tmp_path / "runs" / "photod"
+    folder = tmp_path / "runs" / "grainy-auto"
     out = subprocess.run(
         ["exiftool", "-j", "-XMP:Rating", *map(str, sorted(folder.glob("*.jpg")))],
         capture_output=True,
@@ -78,7 +82,7 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     ).stdout
     ratings = [tags.get("Rating") for tags in json.loads(out)]
     assert len(ratings) == 6 and all(isinstance(r, int) and -1 <= r <= 5 for r in ratings)
-    db = sqlite3.connect(tmp_path / "runs" / "photod-auto-0.db")
+    db = sqlite3.connect(tmp_path / "runs" / "grainy-auto-0.db")
     assert db.execute("SELECT count(*) FROM photos WHERE status = 'ok'").fetchone()[0] == 6
     assert results["scoring"]["max_score_difference_between_configs"] < 1e-3
     assert set(results["formats"]["formats"]) == {"dng", "heic", "png", "tiff"}
