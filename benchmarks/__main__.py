@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="scoring sweep: BATCH:TORCH_THREADS:DECODERS,... (e.g. 32:2:2,32:1:2)",
     )
+    parser.add_argument("--no-raw", action="store_true", help="throughput: skip the DNG runs")
     parser.add_argument("--model", default=None, help="model name (default: photod's)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -120,6 +121,7 @@ def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:
             size=args.size,
             write_mode=args.write_mode,
             kinds=args.kinds,
+            raw=not args.no_raw,
             breakdown_photos=4 if args.quick else 16,
             **common_kw,
         )

@@ -264,3 +264,119 @@ def photo_files(folder: Path) -> list[Path]:
 
 def file_megabytes(paths: list[Path]) -> float:
     return round(sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6, 2) if paths else 0.0
+
+
+def dng_with_preview(preview_jpeg: bytes, mosaic: np.ndarray, orientation: int = 1) -> bytes:
+    """A DNG as cameras and Adobe's converter lay it out: IFD0 holds a JPEG preview
+    (NewSubFileType 1), its SubIFD the raw RGGB mosaic (uint16, uncompressed).
+
+    `preview_jpeg` is any baseline JPEG (a camera's full-size or 1-2 MP preview); LibRaw's
+    `extract_thumb` returns it, and photod decodes it DCT-scaled instead of demosaicing.
+    """
+    with Image.open(io.BytesIO(preview_jpeg)) as im:
+        pw, ph = im.size
+    mosaic = np.ascontiguousarray(mosaic, dtype="<u2")
+    mh, mw = mosaic.shape
+    raw = mosaic.tobytes()
+
+    # (tag, type, values); types: 1 BYTE, 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL, 10 SRATIONAL
+    def ifd0(preview_at: int, sub_at: int) -> list[tuple[int, int, list]]:
+        return [
+            (254, 4, [1]), (256, 4, [pw]), (257, 4, [ph]), (258, 3, [8, 8, 8]), (259, 3, [7]),
+            (262, 3, [6]), (271, 2, "photod"), (272, 2, "Test Camera"), (273, 4, [preview_at]),
+            (274, 3, [orientation]), (277, 3, [3]), (278, 4, [ph]),
+            (279, 4, [len(preview_jpeg)]), (330, 4, [sub_at]), (50706, 1, [1, 4, 0, 0]),
+            (50707, 1, [1, 2, 0, 0]), (50708, 2, "photod Test Camera"),
+            (50721, 10, [(3240, 1000), (-1537, 1000), (-499, 1000), (-969, 1000), (1876, 1000),
+                         (42, 1000), (56, 1000), (-204, 1000), (1057, 1000)]),
+            (50728, 5, [(1, 1), (1, 1), (1, 1)]), (50778, 3, [21]),
+        ]  # fmt: skip
+
+    def sub(raw_at: int) -> list[tuple[int, int, list]]:
+        return [
+            (254, 4, [0]), (256, 4, [mw]), (257, 4, [mh]), (258, 3, [16]), (259, 3, [1]),
+            (262, 3, [32803]), (273, 4, [raw_at]), (277, 3, [1]), (278, 4, [mh]),
+            (279, 4, [len(raw)]), (33421, 3, [2, 2]), (33422, 1, [0, 1, 1, 2]),
+            (50714, 4, [0]), (50717, 4, [4095]),
+        ]  # fmt: skip
+
+    def encode(entries: list[tuple[int, int, list]], at: int) -> bytes:
+        """One IFD at offset `at` (its out-of-line values follow it)."""
+        size = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 10: 8}
+        fmt = {1: "B", 3: "H", 4: "I"}
+        head = struct.pack("<H", len(entries))
+        extra = b""
+        extra_at = at + 2 + 12 * len(entries) + 4
+        body = b""
+        for tag, kind, values in sorted(entries):
+            if kind == 2:
+                payload = values.encode() + b"\0"
+                count = len(payload)
+            elif kind in (5, 10):
+                code = "<" + ("II" if kind == 5 else "ii") * len(values)
+                payload = struct.pack(code, *[v for pair in values for v in pair])
+                count = len(values)
+            else:
+                payload = struct.pack("<" + fmt[kind] * len(values), *values)
+                count = len(values)
+            if count * size[kind] <= 4:
+                body += struct.pack("<HHI", tag, kind, count) + payload.ljust(4, b"\0")
+            else:
+                offset = extra_at + len(extra)
+                body += struct.pack("<HHII", tag, kind, count, offset)
+                extra += payload + (b"\0" if len(payload) % 2 else b"")
+        return head + body + struct.pack("<I", 0) + extra
+
+    # Layout: header, IFD0, SubIFD, preview, mosaic (sizes of the IFDs do not depend on offsets).
+    ifd0_at = 8
+    ifd0_len = len(encode(ifd0(0, 0), ifd0_at))
+    sub_at = ifd0_at + ifd0_len
+    sub_len = len(encode(sub(0), sub_at))
+    preview_at = sub_at + sub_len
+    raw_at = preview_at + len(preview_jpeg) + (len(preview_jpeg) % 2)
+    out = b"II*\0" + struct.pack("<I", ifd0_at)
+    out += encode(ifd0(preview_at, sub_at), ifd0_at)
+    out += encode(sub(raw_at), sub_at)
+    out += preview_jpeg + b"\0" * (len(preview_jpeg) % 2)
+    return out + raw
+
+
+def bayer_mosaic(pixels: np.ndarray) -> np.ndarray:
+    """An RGGB mosaic (12-bit, linear) of an RGB picture."""
+    h, w = (pixels.shape[0] // 2) * 2, (pixels.shape[1] // 2) * 2
+    linear = (pixels[:h, :w].astype(np.float32) / 255.0) ** 2.2 * 4095
+    bayer = np.zeros((h, w), np.uint16)
+    bayer[0::2, 0::2] = linear[0::2, 0::2, 0]
+    bayer[0::2, 1::2] = linear[0::2, 1::2, 1]
+    bayer[1::2, 0::2] = linear[1::2, 0::2, 1]
+    bayer[1::2, 1::2] = linear[1::2, 1::2, 2]
+    return bayer
+
+
+def fresh_raws(
+    workdir: Path,
+    dest: Path,
+    count: int,
+    run: int,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    kind: str = "smooth",
+    mosaic_size: tuple[int, int] = (1200, 800),
+    distinct: int = 12,
+) -> list[Path]:
+    """`count` DNGs whose preview is the JPEG `fresh_jpegs` would write (same size, same bytes
+    but for the run's EXIF), over a small real mosaic (a full-size 16-bit mosaic is 48 MB a
+    file and photod never decodes it when the preview is big enough)."""
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    jpegs = cached_jpeg_set(workdir, size, max(1, min(distinct, count)), kind=kind)
+    mosaic = bayer_mosaic(camera_picture(0, mosaic_size, grain=0.0))
+    paths = []
+    for i in range(count):
+        path = dest / f"IMG_{i:05d}.dng"
+        path.write_bytes(dng_with_preview(jpegs.data(i, run), mosaic))
+        paths.append(path)
+    os.sync()
+    return paths

@@ -34,8 +34,9 @@ def throughput_md(t: dict[str, Any]) -> list[str]:
         f"{i['naive_photos']} of them; model {s.get('model')}, batch {s['batch_size']}, "
         f"{s['decode_workers']} decode threads, torch threads {s['torch_threads']}:",
         "",
-        "| input | pipeline | photod photos/s | naive photos/s | speedup | load (1 min) |",
-        "|---|---|---|---|---|---|",
+        "| input | pipeline | photod photos/s | naive photos/s | speedup | CPU ms/photo "
+        "photod / naive | load (1 min) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind, entry in t["kinds"].items():
         for mode, stats in entry["pipelines"].items():
@@ -46,8 +47,19 @@ def throughput_md(t: dict[str, Any]) -> list[str]:
                 f"| {kind}, {entry['mean_file_mb']} MB | {label} | "
                 f"{fmt_stat(stats['photod_photos_per_s'])} | "
                 f"{fmt_stat(stats['naive_photos_per_s'])} | **{stats['speedup']}x** | "
+                f"{stats['photod_cpu_ms_per_photo']['median']} / "
+                f"{stats['naive_cpu_ms_per_photo']['median']} ({stats['cpu_ratio']}x) | "
                 f"{fmt_stat(entry['load_average_1min'])} |"
             )
+    raw = t.get("raw")
+    if raw:
+        lines += [
+            "",
+            f"RAW: {raw['photos']} DNGs with a {raw['preview']} preview, ratings in sidecars: "
+            f"{fmt_stat(raw['raw_sidecar_photos_per_s'])} photos/s against "
+            f"{fmt_stat(raw['jpeg_no_write_photos_per_s'])} for the same JPEGs without writes "
+            f"(**{raw['raw_vs_jpeg']}x**; load {fmt_stat(raw['load_average_1min'])}).",
+        ]
     lines += ["", "Each stage alone, in series (ms per photo, first kind):", ""]
     lines += ["| stage | ms/photo |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in t["breakdown_ms_per_photo"].items()]

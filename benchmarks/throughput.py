@@ -48,15 +48,15 @@ def photod_run(paths: list[Path], scorer: Any, db_path: Path, write_mode: str) -
     from photod.pipeline import process_paths
 
     db = open_index(db_path)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     outcomes = list(process_paths(paths, scorer, db, write_mode=write_mode))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     db.conn.close()
     actions: dict[str, int] = {}
     for outcome in outcomes:
         actions[outcome.action] = actions.get(outcome.action, 0) + 1
     scores = {os.path.basename(o.path): o.score for o in outcomes}
-    return {"seconds": seconds, "actions": actions, "scores": scores}
+    return {"seconds": seconds, "cpu_seconds": cpu, "actions": actions, "scores": scores}
 
 
 def naive_one(path: Path, scorer: Any, db: Any, metadata: Any, write_mode: str) -> float:
@@ -97,11 +97,11 @@ def naive_run(paths: list[Path], scorer: Any, db_path: Path, write_mode: str) ->
     from photod.index import open_index
 
     db = open_index(db_path)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     scores = {p.name: naive_one(p, scorer, db, metadata, write_mode) for p in paths}
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     db.conn.close()
-    return {"seconds": seconds, "scores": scores}
+    return {"seconds": seconds, "cpu_seconds": cpu, "scores": scores}
 
 
 def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]) -> dict[str, Any]:
@@ -198,14 +198,15 @@ PIPELINES = ("score", "none", "auto", "sidecar")
 
 def score_run(paths: list[Path], scorer: Any) -> dict[str, Any]:
     """`photod score` without --write: `Scorer.score_paths` over the files, nothing stored."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = list(scorer.score_paths(paths))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     actions: dict[str, int] = {}
     for result in results:
         actions[result.status] = actions.get(result.status, 0) + 1
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "actions": actions,
         "scores": {Path(r.path).name: r.score for r in results},
     }
@@ -230,8 +231,10 @@ def measure_kind(
     """
     work = workdir / "runs"
     rates: dict[str, list[float]] = {m: [] for m in modes}
+    cpu_ms: dict[str, list[float]] = {m: [] for m in modes}
     naive_modes = list(dict.fromkeys("none" if m == "score" else m for m in modes))
     naive_rates: dict[str, list[float]] = {m: [] for m in naive_modes}
+    naive_cpu_ms: dict[str, list[float]] = {m: [] for m in naive_modes}
     actions: dict[str, dict[str, int]] = {}
     fast_scores: dict[str, float] = {}
     naive_scores: dict[str, float] = {}
@@ -250,6 +253,7 @@ def measure_kind(
                 db = work / f"{kind}-{mode}-{i}.db"
                 result = photod_run(files, scorer, db, mode)
             rates[mode].append(len(files) / result["seconds"])
+            cpu_ms[mode].append(1000 * result["cpu_seconds"] / len(files))
             actions[mode], fast_scores = result["actions"], result["scores"]
             log.info("photod %s %s run %d: %.2f photos/s", kind, mode, i, rates[mode][-1])
         for mode in naive_modes:
@@ -258,16 +262,24 @@ def measure_kind(
             loads.append(os.getloadavg()[0])
             result = naive_run(files, scorer, work / f"{kind}-naive-{mode}-{i}.db", mode)
             naive_rates[mode].append(len(files) / result["seconds"])
+            naive_cpu_ms[mode].append(1000 * result["cpu_seconds"] / len(files))
             naive_scores = result["scores"]
             log.info("naive %s %s run %d: %.2f photos/s", kind, mode, i, naive_rates[mode][-1])
     entries: dict[str, Any] = {}
     for mode in modes:
         photod_stat = common.summary(rates[mode], 2)
         naive_stat = common.summary(naive_rates["none" if mode == "score" else mode], 2)
+        photod_cpu = common.summary(cpu_ms[mode], 1)
+        naive_cpu = common.summary(naive_cpu_ms["none" if mode == "score" else mode], 1)
         entries[mode] = {
             "photod_photos_per_s": photod_stat,
             "naive_photos_per_s": naive_stat,
             "speedup": round(photod_stat["median"] / naive_stat["median"], 2),
+            # CPU time of the whole process per photo (every thread): what a loaded machine
+            # distorts least; the naive pipeline's over photod's is the work saved.
+            "photod_cpu_ms_per_photo": photod_cpu,
+            "naive_cpu_ms_per_photo": naive_cpu,
+            "cpu_ratio": round(naive_cpu["median"] / max(photod_cpu["median"], 1e-9), 2),
             "actions_last_run": actions[mode],
         }
     if "none" in rates and "auto" in rates:
@@ -294,6 +306,38 @@ def measure_kind(
     }
 
 
+def measure_raw(
+    workdir: Path, photos: int, scorer: Any, runs: int, size: tuple[int, int], kind: str = "smooth"
+) -> dict[str, Any]:
+    """DNGs with an embedded full-size JPEG preview, rated in sidecars (`process_paths`, mode
+    sidecar), against the same JPEGs (the previews' bytes) without writes, interleaved."""
+    work = workdir / "runs"
+    raw_rates, jpeg_rates, loads = [], [], []
+    actions: dict[str, int] = {}
+    for i in range(runs):
+        run_id = int(time.time() * 1000) % 10**9 + i
+        files = inputs.fresh_raws(workdir, work / "raw-sidecar", photos, run_id, size, kind)
+        loads.append(os.getloadavg()[0])
+        result = photod_run(files, scorer, work / f"raw-sidecar-{i}.db", "sidecar")
+        raw_rates.append(len(files) / result["seconds"])
+        actions = result["actions"]
+        files = inputs.fresh_jpegs(workdir, work / "raw-jpeg", photos, run_id, size, kind)
+        loads.append(os.getloadavg()[0])
+        result = photod_run(files, scorer, work / f"raw-jpeg-{i}.db", "none")
+        jpeg_rates.append(len(files) / result["seconds"])
+        log.info("raw run %d: %.2f vs jpeg %.2f photos/s", i, raw_rates[-1], jpeg_rates[-1])
+    raw_stat, jpeg_stat = common.summary(raw_rates, 2), common.summary(jpeg_rates, 2)
+    return {
+        "photos": photos,
+        "preview": f"{size[0]}x{size[1]} {kind} JPEG",
+        "raw_sidecar_photos_per_s": raw_stat,
+        "jpeg_no_write_photos_per_s": jpeg_stat,
+        "raw_vs_jpeg": round(raw_stat["median"] / jpeg_stat["median"], 2),
+        "actions_last_run": actions,
+        "load_average_1min": common.summary(loads, 2),
+    }
+
+
 def run(
     workdir: Path,
     photos: int = 200,
@@ -306,6 +350,7 @@ def run(
     model: str | None = None,
     kinds: str = "smooth,grainy",
     breakdown_photos: int = 16,
+    raw: bool = True,
 ) -> dict[str, Any]:
     """Throughput of each pipeline in `write_mode` (comma-separated: score, none, auto, sidecar)
     on each kind of input (smooth, grainy), then the per-stage breakdown on the first kind.
@@ -320,6 +365,7 @@ def run(
         kind: measure_kind(workdir, kind, photos, naive_photos, scorer, runs, modes, size)
         for kind in kind_list
     }
+    raw_result = measure_raw(workdir, photos, scorer, runs, size) if raw else None
     source = inputs.jpeg_folder(workdir, max(breakdown_photos, 1), size, kind=kind_list[0])
     files = inputs.photo_files(source)
     write_modes = [m for m in modes if m not in ("score", "none")]
@@ -346,6 +392,7 @@ def run(
         **head["pipelines"][modes[0]],
         "score_difference_vs_naive": head["score_difference_vs_naive"],
         "kinds": measured,
+        "raw": raw_result,
         "breakdown_ms_per_photo": stages,
     }
 
@@ -362,7 +409,25 @@ def table(result: dict[str, Any]) -> str:
                 ["    naive", common.fmt_stat(stats["naive_photos_per_s"], " photos/s")],
                 ["    speedup", f"{stats['speedup']}x"],
             ]
+            rows.append(
+                [
+                    "    CPU ms/photo, photod vs naive",
+                    f"{stats['photod_cpu_ms_per_photo']['median']} vs "
+                    f"{stats['naive_cpu_ms_per_photo']['median']} ({stats['cpu_ratio']}x)",
+                ]
+            )
             if "vs_no_write" in stats:
                 rows.append(["    vs no write", f"{stats['vs_no_write']}x"])
+    raw = result.get("raw")
+    if raw:
+        rows += [
+            [
+                f"DNG + {raw['preview']} preview, load {common.fmt_stat(raw['load_average_1min'])}",
+                "",
+            ],
+            ["  process_paths, write sidecar", common.fmt_stat(raw["raw_sidecar_photos_per_s"])],
+            ["  the JPEGs, no write", common.fmt_stat(raw["jpeg_no_write_photos_per_s"])],
+            ["  RAW vs JPEG", f"{raw['raw_vs_jpeg']}x"],
+        ]
     rows += [[f"  {k}", f"{v} ms/photo"] for k, v in result["breakdown_ms_per_photo"].items()]
     return common.format_table(rows, ["throughput", "median (min-max)"])

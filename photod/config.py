@@ -62,7 +62,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("reject_below", "float", None, "Scores below this are rated reject (-1)."),
     Option("suggest", "bool", False, "Also compute crop/exposure suggestions."),
     Option("group", "bool", False, "Group bursts/duplicates after each batch (photod cull)."),
-    Option("settle_seconds", "float", 1.0, "A file must be unchanged this long.", minimum=0),
+    Option("settle_seconds", "float", 0.25, "A file must be unchanged this long.", minimum=0),
     Option("quiet_seconds", "float", 5.0, "Wait for a file still open this long.", minimum=0),
     Option("queue_size", "int", 512, "Files waiting for the model, at most.", minimum=1),
     Option("summary_interval", "float", 60.0, "Seconds between summary log lines.", minimum=1),
@@ -259,7 +259,7 @@ TEMPLATE = """\
 # reject_below = 2.0
 # suggest = false
 # group = false                      # group bursts and near-duplicates as photos arrive
-# settle_seconds = 1.0
+# settle_seconds = 0.25
 # log_level = "info"
 """
 

@@ -103,7 +103,7 @@ def decode_image(
         raise UnsupportedFormatError(f"unsupported file type '{path.suffix}'", str(path))
     try:
         if suffix in RAW_EXTENSIONS:
-            decoded = _decode_raw(path, min_side, max_pixels)
+            decoded = _decode_raw(path, min_side, max_pixels, data)
             if square:
                 decoded.pixels = _square(Image.fromarray(decoded.pixels), square)
             return decoded
@@ -364,11 +364,13 @@ def _exif_summary(im: Image.Image) -> dict[str, Any]:
     return values
 
 
-def _decode_raw(path: Path, min_side: int | None, max_pixels: int) -> DecodedImage:
+def _decode_raw(
+    path: Path, min_side: int | None, max_pixels: int, data: bytes | None = None
+) -> DecodedImage:
     import rawpy
 
     try:
-        raw = rawpy.imread(str(path))
+        raw = rawpy.imread(io.BytesIO(data) if data is not None else str(path))
     except rawpy.LibRawFileUnsupportedError as exc:
         raise UnsupportedFormatError("not a RAW file LibRaw can read", str(path)) from exc
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from photod.decode import DEFAULT_MAX_PIXELS, RAW_EXTENSIONS, DecodedImage, decode_image
+from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from photod.errors import DecodeError, ModelError, PhotodError
 from photod.stars import FALLBACK_THRESHOLDS, StarMapping
 
@@ -214,16 +214,12 @@ class Scorer:
         path: str | os.PathLike[str],
         content_hash: bool = False,
         skip: Callable[[str, str], bool] | None = None,
+        size: int = 224,
     ) -> _Prepared:
         """Read the file once, hash those bytes if asked, decode them and resize to the model's
         input size, all in a decode thread: the thread that runs the model then only stacks and
         normalises (same pixels as `decode` + `resize_for_model`)."""
-        from photod.models.preprocess import INPUT_SIZE
-
-        suffix = Path(path).suffix.lower()
-        data = None
-        if suffix not in RAW_EXTENSIONS:  # LibRaw reads RAW files itself
-            data = _read_bytes(path)
+        data = _read_bytes(path)  # decoded from memory, RAW files too (LibRaw's open_buffer)
         digest = None
         if content_hash:
             digest = _blake2b(data) if data is not None else _file_digest(path)
@@ -231,7 +227,7 @@ class Scorer:
                 return _Prepared(None, digest, skipped=True)
         try:
             decoded = decode_image(
-                path, min_side=224, max_pixels=self.max_pixels, data=data, square=INPUT_SIZE
+                path, min_side=224, max_pixels=self.max_pixels, data=data, square=size
             )
         except PhotodError as exc:
             return _Prepared(None, digest, exc)
@@ -254,7 +250,8 @@ class Scorer:
         result has status `skipped`): the caller knows that content already. A file that fails
         to decode yields an error result and never stops the others.
         """
-        import photod.models.preprocess  # noqa: F401  (import torch here, not in a decoder)
+        # Import torch here, not in a decoder; the model's input size comes with it.
+        from photod.models.preprocess import INPUT_SIZE
 
         pending: list[tuple[str, Future[_Prepared]]] = []
         with (
@@ -262,7 +259,7 @@ class Scorer:
             self._threads_beside_decoders(),
         ):
             for path in paths:
-                job = pool.submit(self._decode_for_model, path, content_hash, skip)
+                job = pool.submit(self._decode_for_model, path, content_hash, skip, INPUT_SIZE)
                 pending.append((str(path), job))
                 # Keep about two batches decoding ahead of the model, not the whole folder.
                 if len(pending) >= 2 * self.batch_size:
@@ -300,6 +297,7 @@ class Scorer:
     ) -> Iterator[ScoreResult]:
         results: list[ScoreResult] = []
         decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        self.net  # noqa: B018  (on the first batch: the model loads while the decoders work)
         for path, future in chunk:
             result = ScoreResult(path=path, model=self.version)
             try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -76,23 +78,43 @@ def score(
     settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
     scorer = scorer_from_settings(settings)
     failures = 0
+
+    def report(result: Any, job: Future[dict[str, Any]] | None) -> None:
+        nonlocal failures
+        failures += result.status != "ok"
+        row = result.to_dict()
+        note = ""
+        if job is not None:
+            row["metadata"] = job.result()
+            failures += row["metadata"]["error"] is not None
+            note = _RatingWriter.describe(row["metadata"])
+        if as_json:
+            emit_json(row)
+        elif result.status == "ok":
+            stars = "★" * max(result.stars or 0, 0) or "reject"
+            click.echo(f"{result.score:6.3f}  {stars:<5}  {result.path}{note}")
+        else:
+            click.echo(f"{'error':>6}  {'':<5}  {result.path}: {result.error}")
+
     show_bar = len(files) > 3 and sys.stderr.isatty()
-    with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
+    # Rating writes (copy, fsync, rename) run in a small pool while the next photos decode and
+    # score; results are printed in order, each once its write is done.
+    pending: deque[tuple[Any, Future[dict[str, Any]] | None]] = deque()
+    with (
+        tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar,
+        ThreadPoolExecutor(2, thread_name_prefix="photod-write") as pool,
+    ):
         for result in scorer.score_paths(files, progress=bar.update):
-            failures += result.status != "ok"
-            row = result.to_dict()
-            note = ""
+            job = None
             if writer is not None and result.status == "ok":
-                row["metadata"] = writer.write(result)
-                failures += row["metadata"]["error"] is not None
-                note = writer.describe(row["metadata"])
-            if as_json:
-                emit_json(row)
-            elif result.status == "ok":
-                stars = "★" * max(result.stars or 0, 0) or "reject"
-                click.echo(f"{result.score:6.3f}  {stars:<5}  {result.path}{note}")
-            else:
-                click.echo(f"{'error':>6}  {'':<5}  {result.path}: {result.error}")
+                job = pool.submit(writer.write, result)
+            pending.append((result, job))
+            while pending and (pending[0][1] is None or pending[0][1].done()):
+                report(*pending.popleft())
+            while len(pending) > 4 * scorer.batch_size:
+                report(*pending.popleft())
+        while pending:
+            report(*pending.popleft())
     if failures:
         sys.exit(1)
 
