@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="scoring sweep: BATCH:TORCH_THREADS:DECODERS,... (e.g. 32:2:2,32:1:2)",
     )
     parser.add_argument("--no-raw", action="store_true", help="throughput: skip the DNG runs")
+    parser.add_argument("--no-breakdown", action="store_true", help="throughput: no breakdown")
+    parser.add_argument(
+        "--naive-writes",
+        action="store_true",
+        help="throughput: run the naive pipeline with each write mode too (default: no writes)",
+    )
     parser.add_argument("--model", default=None, help="model name (default: photod's)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -122,7 +128,8 @@ def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:
             write_mode=args.write_mode,
             kinds=args.kinds,
             raw=not args.no_raw,
-            breakdown_photos=4 if args.quick else 16,
+            naive_writes=args.naive_writes,
+            breakdown_photos=0 if args.no_breakdown else 4 if args.quick else 16,
             **common_kw,
         )
     if name == "scoring":

@@ -221,6 +221,7 @@ def measure_kind(
     runs: int,
     modes: list[str],
     size: tuple[int, int],
+    naive_writes: bool = False,
 ) -> dict[str, Any]:
     """photod and naive photos/s for each pipeline in `modes`, `runs` times each, interleaved.
 
@@ -232,7 +233,12 @@ def measure_kind(
     work = workdir / "runs"
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu_ms: dict[str, list[float]] = {m: [] for m in modes}
-    naive_modes = list(dict.fromkeys("none" if m == "score" else m for m in modes))
+    # The naive pipeline without writes: `score` and `none` compare with it as they are; a write
+    # mode compares with it too (conservative: the naive side then skips its writes) unless
+    # `naive_writes` runs the naive pipeline with each write mode as well.
+    naive_modes = ["none"]
+    if naive_writes:
+        naive_modes += [m for m in modes if m not in ("score", "none")]
     naive_rates: dict[str, list[float]] = {m: [] for m in naive_modes}
     naive_cpu_ms: dict[str, list[float]] = {m: [] for m in naive_modes}
     actions: dict[str, dict[str, int]] = {}
@@ -268,9 +274,10 @@ def measure_kind(
     entries: dict[str, Any] = {}
     for mode in modes:
         photod_stat = common.summary(rates[mode], 2)
-        naive_stat = common.summary(naive_rates["none" if mode == "score" else mode], 2)
+        naive_mode = mode if mode in naive_rates else "none"
+        naive_stat = common.summary(naive_rates[naive_mode], 2)
         photod_cpu = common.summary(cpu_ms[mode], 1)
-        naive_cpu = common.summary(naive_cpu_ms["none" if mode == "score" else mode], 1)
+        naive_cpu = common.summary(naive_cpu_ms[naive_mode], 1)
         entries[mode] = {
             "photod_photos_per_s": photod_stat,
             "naive_photos_per_s": naive_stat,
@@ -280,14 +287,19 @@ def measure_kind(
             "photod_cpu_ms_per_photo": photod_cpu,
             "naive_cpu_ms_per_photo": naive_cpu,
             "cpu_ratio": round(naive_cpu["median"] / max(photod_cpu["median"], 1e-9), 2),
+            "naive_write_mode": naive_mode,
             "actions_last_run": actions[mode],
         }
-    if "none" in rates and "auto" in rates:
-        entries["auto"]["vs_no_write"] = round(
-            entries["auto"]["photod_photos_per_s"]["median"]
-            / entries["none"]["photod_photos_per_s"]["median"],
-            2,
-        )
+    # Writes against no writes: process_paths `none` when measured, else `photod score`.
+    plain = "none" if "none" in rates else "score" if "score" in rates else None
+    for mode in ("auto", "sidecar"):
+        if plain is not None and mode in rates:
+            entries[mode]["vs_no_write"] = round(
+                entries[mode]["photod_photos_per_s"]["median"]
+                / entries[plain]["photod_photos_per_s"]["median"],
+                2,
+            )
+            entries[mode]["vs_no_write_pipeline"] = plain
     names = [n for n in naive_scores if fast_scores.get(n) is not None]
     diffs = [abs(fast_scores[n] - naive_scores[n]) for n in names]
     return {
@@ -351,6 +363,7 @@ def run(
     kinds: str = "smooth,grainy",
     breakdown_photos: int = 16,
     raw: bool = True,
+    naive_writes: bool = False,
 ) -> dict[str, Any]:
     """Throughput of each pipeline in `write_mode` (comma-separated: score, none, auto, sidecar)
     on each kind of input (smooth, grainy), then the per-stage breakdown on the first kind.
@@ -362,7 +375,9 @@ def run(
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
     scorer = make_scorer(device, batch_size, model)
     measured = {
-        kind: measure_kind(workdir, kind, photos, naive_photos, scorer, runs, modes, size)
+        kind: measure_kind(
+            workdir, kind, photos, naive_photos, scorer, runs, modes, size, naive_writes
+        )
         for kind in kind_list
     }
     raw_result = measure_raw(workdir, photos, scorer, runs, size) if raw else None
