@@ -387,17 +387,19 @@ class _KnownContent:
                 self._local.conn = conn
                 with self._lock:
                     self._connections.append(conn)
-            # The conditions of `_triage_hashed`, in SQL.
+            # The conditions of `_triage_hashed`, in SQL. fetchall() steps the statement to its
+            # end, so no read snapshot stays open between look-ups (stale rows, a blocked
+            # checkpoint).
             found = conn.execute(
                 "SELECT 1 FROM photos WHERE (content_hash = :h OR original_hash = :h) AND ("
                 "(path = :p AND status != 'missing' AND content_hash = :h) OR "
                 "(path != :p AND score IS NOT NULL AND status != 'error')) LIMIT 1",
                 {"h": digest, "p": path},
-            ).fetchone()
+            ).fetchall()
         except sqlite3.Error as exc:
             log.debug("content look-up failed (%s); decoding %s", exc, path)
             return False
-        return found is not None
+        return bool(found)
 
     def close(self) -> None:
         with self._lock:

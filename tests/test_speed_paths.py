@@ -107,3 +107,25 @@ def test_cgroup_quota_caps_the_cpus(tmp_path: Path) -> None:
     import os
 
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_truncated_jpeg_through_the_fast_path_is_a_truncated_error(tmp_path: Path) -> None:
+    from photod.errors import TruncatedImageError
+
+    path = photos.write_jpeg(tmp_path / "t.jpg", photos.real_photo("astronaut", scale=2))
+    data = path.read_bytes()[: len(path.read_bytes()) // 2]
+    path.write_bytes(data)
+    with pytest.raises(TruncatedImageError):
+        decode_image(path, data=data, square=224)
+
+
+def test_libjpeg_turbo_decode_is_the_one_used_and_matches_pillow(tmp_path: Path) -> None:
+    from photod import decode
+
+    assert decode._simplejpeg() is not None  # a declared dependency: the fast path is real
+    path = photos.write_jpeg(tmp_path / "a.jpg", photos.real_photo("astronaut", scale=3))
+    with Image.open(path) as im:
+        im.draft("RGB", (335, 224))
+        turbo = decode._turbo_decode(im, path.read_bytes())
+        im.load()
+        assert turbo is not None and np.array_equal(np.asarray(turbo), np.asarray(im))
