@@ -30,19 +30,19 @@ from photod.errors import (
     TruncatedImageError,
     UnsupportedFormatError,
 )
+from photod.formats import (  # noqa: F401  (re-exported: photod.decode.is_supported etc.)
+    HEIF_EXTENSIONS,
+    JPEG_EXTENSIONS,
+    PILLOW_EXTENSIONS,
+    RAW_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    is_supported,
+)
 
 log = logging.getLogger("photod")
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
-JPEG_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif"}
-RAW_EXTENSIONS = {
-    ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".dng",
-    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".mrw",
-}  # fmt: skip
-HEIF_EXTENSIONS = {".heic", ".heif", ".hif", ".avif"}
-PILLOW_EXTENSIONS = {".png", ".tif", ".tiff", ".webp", ".bmp"}
-SUPPORTED_EXTENSIONS = JPEG_EXTENSIONS | RAW_EXTENSIONS | HEIF_EXTENSIONS | PILLOW_EXTENSIONS
 
 # Pillow's own bomb check would raise before we can say how big the image is; photod checks the
 # header itself against a configurable limit.
@@ -68,11 +68,6 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return self.original_size[1]
-
-
-def is_supported(path: str | os.PathLike[str]) -> bool:
-    """True when the file name has an extension photod knows how to decode."""
-    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
 def decode_image(

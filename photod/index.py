@@ -212,8 +212,8 @@ def query_photos(
     `camera` matches make or model (case-insensitive substring); `folder` keeps photos under that
     folder; rows with no value in the sort column come last. The `embedding` blob is included only
     on request (`include_embedding=True`; decode with `embedding_array`). `suggested` keeps only
-    photos with a worthwhile stored suggestion (`photod suggest`/`watch --suggest`) and adds its
-    `suggestion` (gain, score after, exposure EV, crop) to each row.
+    photos with a worthwhile stored suggestion (`photod suggest`/`watch --suggest`);
+    `photod.suggest_store.attach_suggestions(db, rows)` adds each one's gain, score and edit.
     """
     if sort not in SORT_COLUMNS:
         raise PhotoIndexError(
@@ -259,12 +259,6 @@ def query_photos(
         rows = list(db.query(sql, params))
     except sqlite3.DatabaseError as exc:
         raise PhotoIndexError(f"query failed: {exc}") from exc
-    if suggested:
-        from photod.suggest_store import suggested_paths
-
-        by_path = {row.pop("path"): row for row in suggested_paths(db)}
-        for row in rows:
-            row["suggestion"] = by_path.get(row["path"])
     return rows
 
 

@@ -110,6 +110,10 @@ def list_command(
         folder=folder,
         suggested=suggested,
     )
+    if suggested:
+        from photod.suggest_store import attach_suggestions
+
+        attach_suggestions(db, rows)
     _print_rows(rows, as_json)
 
 

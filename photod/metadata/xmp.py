@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from photod.decode import HEIF_EXTENSIONS, JPEG_EXTENSIONS
 from photod.errors import MetadataError
+from photod.formats import HEIF_EXTENSIONS, JPEG_EXTENSIONS
 from photod.metadata.records import PHOTOD_NS, PHOTOD_PREFIX
 
 log = logging.getLogger("photod")
