@@ -47,11 +47,45 @@ class ModelSpec:
         return str(self.card.get("version", self.name))
 
     @property
+    def release(self) -> str:
+        """The version a person reads (`photod models`, /api/status): the card's own version when
+        it says more than the name; else when it was trained and which weights (sha256 prefix),
+        so two files under one name can be told apart."""
+        if self.version != self.name:
+            return self.version
+        parts = [str(self.card["trained_at"])] if self.card.get("trained_at") else []
+        digest = _weights_digest(self.weights)
+        if digest:
+            parts.append(f"sha256:{digest}")
+        return " ".join(parts) or "unversioned"
+
+    @property
     def available(self) -> bool:
         return self.weights is None or self.weights.exists()
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _weights_digest(path: Path | None) -> str | None:
+    """First 8 hex digits of the weights file's sha256 (cached per file version)."""
+    import hashlib
+
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()[:8]
+    return _DIGESTS[key]
 
 
 def register_model(

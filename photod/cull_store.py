@@ -140,7 +140,11 @@ def analyse_files(
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> AnalysedFiles:
-    """Decode, check and score every file; a file that fails is listed in `errors`, never raised."""
+    """Decode, check and score every file; a file that fails is listed in `errors`, never raised.
+
+    `progress(n)` is called as photos are done (one by one as their checks finish: the checks,
+    not the batched scoring, are most of the time), so a bar moves even for a handful of photos.
+    """
     out = AnalysedFiles()
     paths = [str(p) for p in paths]
     batch = max(1, scorer.batch_size)
@@ -152,12 +156,19 @@ def analyse_files(
             for path, future in futures:
                 try:
                     ready.append((path, future.result()))
+                    if progress:
+                        progress(1)
                 except PhotodError as exc:
-                    log.warning("%s", exc)
-                    out.errors.append((path, str(exc)))
+                    # Reported once, by the caller (`photod cull` prints its errors).
+                    log.debug("%s", exc)
+                    out.errors.append((path, exc.message_for(path)))
+                    if progress:
+                        progress(1)
                 except Exception as exc:  # one odd file must not stop the cull
                     log.exception("unexpected error analysing %s", path)
                     out.errors.append((path, f"unexpected {type(exc).__name__}: {exc}"))
+                    if progress:
+                        progress(1)
             if ready:
                 scores, embeddings = scorer.score_pixels([item[3] for _, item in ready])
                 for (path, (exif, checks, preview, _)), score, emb in zip(
@@ -169,8 +180,6 @@ def analyse_files(
                     record.checks = checks
                     out.records.append(record)
                     out.previews.append(preview)
-            if progress:
-                progress(len(chunk))
     return out
 
 

@@ -583,9 +583,14 @@ class Daemon:
     def _count(self, outcome: ProcessedPhoto) -> None:
         self.stats[outcome.action] = self.stats.get(outcome.action, 0) + 1
         if outcome.action == "scored":
-            log.info("scored %.3f (%s stars): %s", outcome.score, outcome.stars, outcome.path)
+            kept = (
+                f" (rating not written: {outcome.write_skipped})" if outcome.write_skipped else ""
+            )
+            log.info(
+                "scored %.3f (%s stars): %s%s", outcome.score, outcome.stars, outcome.path, kept
+            )
         elif outcome.action == "error":
-            log.warning("error: %s", outcome.error)
+            log.warning("error %s: %s", outcome.path, outcome.error)
         if self.on_result is not None and outcome.action != "unchanged":
             try:
                 self.on_result(outcome)

@@ -260,8 +260,10 @@ def _process_chunk(
 
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
     if isinstance(exc, PhotodError):
-        log.warning("%s", exc)
-        return ProcessedPhoto(path, "error", "error", error=str(exc), error_code=exc.code)
+        # Reported once, by the caller (the daemon logs each error outcome).
+        return ProcessedPhoto(
+            path, "error", "error", error=exc.message_for(path), error_code=exc.code
+        )
     log.exception("unexpected error processing %s", path)
     return ProcessedPhoto(
         path, "error", "error", error=f"unexpected {type(exc).__name__}: {exc}", error_code="bug"
@@ -269,7 +271,7 @@ def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
 
 
 def _error_row(db: sqlite_utils.Database, path: str, exc: PhotodError, extra: dict) -> None:
-    row = {"path": path, "status": "error", "error": str(exc), "error_code": exc.code}
+    row = {"path": path, "status": "error", "error": exc.message_for(path), "error_code": exc.code}
     _error_row_or_log(db, {**row, "score": None, "stars": None, "embedding": None, **extra})
 
 
@@ -302,8 +304,7 @@ def _triage(
         # a symbolic link loop, a path component without permission, ...
         error = FileUnreadableError(f"cannot stat: {exc.strerror}", path)
         _error_row(db, path, error, {})
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+        return ProcessedPhoto(path, "error", "error", error=error.message, error_code=error.code)
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         log.info("skipped %s: %s", path, kind)
@@ -324,8 +325,7 @@ def _triage(
     except OSError as exc:
         error = FileUnreadableError(f"cannot read: {exc.strerror}", path)
         _error_row(db, path, error, files)
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+        return ProcessedPhoto(path, "error", "error", error=error.message, error_code=error.code)
 
     if row is not None and row["status"] != "missing" and digest == row["content_hash"]:
         # Same bytes, new timestamp (touched, copied over itself): remember the new stat.
@@ -449,7 +449,9 @@ def _store_write_error(
     """
     if not os.path.lexists(path):
         return _vanished(path, db)
-    log.warning("cannot write rating: %s", exc)
+    message = (
+        f"rating not written: {exc.message_for(path) if isinstance(exc, PhotodError) else exc}"
+    )
     row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
     try:
         # A partial write may have changed the file: keep its current stat so that photod's own
@@ -463,7 +465,7 @@ def _store_write_error(
         content_hash=digest,
         original_hash=digest,
         status="error",
-        error=str(exc),
+        error=message,
         error_code=getattr(exc, "code", "metadata"),
     )
     _error_row_or_log(db, row)
@@ -474,7 +476,7 @@ def _store_write_error(
         scored.get("score"),
         scored.get("stars"),
         model=scored.get("model"),
-        error=str(exc),
+        error=message,
         error_code=row["error_code"],
     )
 

@@ -163,7 +163,7 @@ def render_suggestion(
         if os.path.realpath(target) == source_real:
             continue  # never over the original, even if OUTDIR is its folder and names collide
         if atomic_create(target, data):
-            log.info("rendered %s -> %s", source, target)
+            log.debug("rendered %s -> %s", source, target)  # `photod suggest` prints it
             return target
     raise RenderError("no free output name (999 variants exist?)", str(folder))
 

@@ -142,7 +142,9 @@ class Scorer:
                     import torch
 
                     torch.set_num_threads(self.torch_threads)
-                log.info("loading model %s on %s", self.model_name, self.device)
+                # debug: one-shot commands show a progress bar; the daemon and the web page
+                # announce their model themselves.
+                log.debug("loading model %s on %s", self.model_name, self.device)
                 net = load_model(self.model_name, device=self.device)
                 if self.device == "cpu":
                     net = fold_batchnorm(net)
@@ -263,9 +265,10 @@ class Scorer:
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:
         result.status = "error"
-        result.error = str(exc)
+        result.error = exc.message_for(result.path)
         result.error_code = exc.code
-        log.warning("%s", exc)
+        # Reported once, by whoever shows the result (a CLI line, the daemon's log, the page).
+        log.debug("%s", exc)
 
 
 def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:

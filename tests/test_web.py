@@ -388,13 +388,19 @@ def test_only_library_files_are_served(library_client: TestClient, library: dict
     assert broken.status_code == 422 and broken.json()["code"] == "not_an_image"
 
 
-def test_no_library_folder_serves_nothing(library: dict):
+def test_no_library_folder_serves_what_the_index_holds(library: dict, tmp_path: Path):
+    # Issue 19: after `photod watch DIR` the page shows DIR's photos with no --library flag.
     client = TestClient(create_app(WebConfig(db_path=library["db"])))
     path = library["paths"]["cat.jpg"]
-    assert client.get("/thumbs", params={"path": str(path)}).status_code == 404
+    assert client.get("/thumbs", params={"path": str(path)}).status_code == 200
     html = client.get("/library").text
-    assert "No library folders are configured" in html and "cat.jpg" in html
-    assert client.get("/api/photos").json()["photos"][0]["servable"] is False
+    assert "no preview" not in html and "cat.jpg" in html
+    assert client.get("/api/photos").json()["photos"][0]["servable"] is True
+    # Only indexed photos: a file beside them, or anywhere else, is not served.
+    beside = photos.write_jpeg(path.parent / "unindexed.jpg", photos.real_photo("chelsea", 0.2))
+    outside = photos.write_jpeg(tmp_path / "secret.jpg", photos.real_photo("chelsea", 0.2))
+    for other in (beside, outside, Path("/etc/passwd")):
+        assert client.get("/thumbs", params={"path": str(other)}).status_code == 404
 
 
 def test_pages_and_status(client: TestClient, scorer):

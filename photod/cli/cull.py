@@ -28,6 +28,7 @@ from photod.cli.common import (
     json_option,
     library_errors,
     model_option,
+    progress_bar,
 )
 
 MARKS = ("labels", "stars", "both")
@@ -218,7 +219,7 @@ def apply_marks(
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
 @click.option("--apply", "apply", is_flag=True, help="Write the marks (labels/ratings).")
 @click.option(
@@ -271,8 +272,6 @@ def cull(
     kept together and never ranked. Without --apply nothing is written. Never deletes or moves a
     file. Exit status 1 when a photo could not be read or marked (the rest are still done).
     """
-    from tqdm import tqdm
-
     from photod.cull_store import analyse_files, cull_analysed
     from photod.scoring import iter_photo_paths
 
@@ -291,8 +290,11 @@ def cull(
 
     settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
     scorer = scorer_from_settings(settings)
-    show_bar = len(files) > 3 and sys.stderr.isatty() and not as_json
-    with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
+    with progress_bar(len(files)) as bar:
+        if not bar.disable:
+            bar.set_description("loading model")
+            scorer.net  # noqa: B018  (load it now: the bar would stand at the end meanwhile)
+            bar.set_description("analysing")
         analysed = analyse_files(files, scorer, progress=bar.update)
     results = cull_analysed(analysed, grouping, ranking)
     groups = group_dicts(results, analysed.records)

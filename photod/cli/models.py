@@ -33,7 +33,7 @@ def models(use: str | None, as_json: bool) -> None:
     for spec in list_models():
         row = {
             "name": spec.name,
-            "version": spec.version,
+            "version": spec.release,
             "active": spec.name == active,
             "available": spec.available,
             "description": spec.description,
@@ -47,7 +47,7 @@ def models(use: str | None, as_json: bool) -> None:
             mark = "*" if row["active"] else " "
             missing = "" if spec.available else "  (weights missing)"
             click.echo(
-                f"{mark} {spec.name}  {spec.version}  {metrics or spec.description}{missing}"
+                f"{mark} {spec.name}  {spec.release}  {metrics or spec.description}{missing}"
             )
 
 

@@ -113,6 +113,7 @@ def serve(
         max_pixels=int(max_megapixels * 1_000_000),
         resize_long_side=resize_px,
         star_mapping=star_mapping(settings),
+        preload_model=True,  # the first upload should not wait seconds for the model
     )
     app = create_app(config)
     if not _is_loopback(host):

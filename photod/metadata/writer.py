@@ -190,7 +190,7 @@ def write_rating(
     outcome.user_rating = _find_user_rating(photo, targets)
     if outcome.user_rating is not None and not force:
         outcome.skipped = f"user rating {outcome.user_rating} kept (use --force)"
-        log.info("%s: %s", photo, outcome.skipped)
+        log.debug("%s: %s", photo, outcome.skipped)  # the caller reports it with the photo
         return outcome
     fields = X.rating_fields(
         info.score,

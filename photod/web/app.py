@@ -14,6 +14,7 @@ request gets a JSON error `{"status": "error", "code": ..., "error": ...}` with 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -87,6 +88,7 @@ class WebConfig:
     thumb_dir: Path | None = None
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
+    preload_model: bool = False  # `photod serve`: load the model in the background at start
 
     def resolved_roots(self) -> list[Path]:
         roots = []
@@ -142,6 +144,38 @@ class _State:
         self._scorer = scorer
         self._scorer_lock = threading.Lock()
         self.model_limiter = anyio.CapacityLimiter(max(1, config.model_workers))
+        self._preload: threading.Thread | None = None
+        self.model_error: str | None = None
+
+    def preload(self) -> None:
+        """Load (and warm up) the model in a background thread, so the first upload does not
+        wait for it; the pages show "loading model" meanwhile (`model_state`)."""
+
+        def load() -> None:
+            import numpy as np
+
+            try:
+                scorer = self.scorer()
+                scorer.score_pixels([np.zeros((224, 224, 3), np.uint8)])  # first pass is slow
+            except Exception as exc:  # reported on the page and at the first upload
+                self.model_error = str(exc)
+                log.error("model unavailable: %s", exc)
+            else:
+                log.info("model %s ready", scorer.model_name)
+
+        self._preload = threading.Thread(target=load, name="photod-model-load", daemon=True)
+        self._preload.start()
+
+    @property
+    def model_state(self) -> str:
+        """loading, ready, error, or lazy (loaded at the first upload)."""
+        if self._preload is not None and self._preload.is_alive():
+            return "loading"
+        if self.model_error is not None:
+            return "error"
+        if self._scorer is not None and getattr(self._scorer, "_net", None) is not None:
+            return "ready"
+        return "lazy"
 
     def scorer(self) -> Any:
         """The app's one Scorer, built on first use (torch is imported only here)."""
@@ -259,6 +293,24 @@ def _too_large_message(size: int | None, limit: int) -> str:
     return f"upload too large{got}; the limit is {limit / 1e6:.1f} MB"
 
 
+# (temp path, uploaded name) of the upload a request is working on, for the log filter below.
+_CURRENT_UPLOAD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "photod_upload", default=None
+)
+
+
+class _UploadNameFilter(logging.Filter):
+    """Log lines written while an upload is processed name the user's file, not its temp copy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _CURRENT_UPLOAD.get()
+        if current is not None:
+            message = record.getMessage()
+            if current[0] in message:
+                record.msg, record.args = message.replace(*current), None
+        return True
+
+
 def _clean_message(message: str, upload: _Upload) -> str:
     """Errors name the private temp file; the user knows the photo by its own name."""
     return message.replace(str(upload.path), upload.filename)
@@ -270,7 +322,7 @@ def _score_upload(state: _State, upload: _Upload) -> dict[str, Any]:
     (result,) = list(scorer.score_paths([upload.path]))
     if result.status != "ok":
         code = result.error_code or "decode"
-        message = _clean_message(result.error or "", upload)
+        message = _clean_message(f"{upload.filename}: {result.error or code}", upload)
         raise ApiError(ERROR_STATUS.get(code, 422), code, message)
     payload = result.to_dict()
     payload["path"] = upload.filename
@@ -302,6 +354,8 @@ async def _model_endpoint(
 ) -> Response:
     state = _state(request)
     upload = await _receive_upload(request, state.config)
+    # Worker threads inherit the context, so library log lines made for this upload see it.
+    token = _CURRENT_UPLOAD.set((str(upload.path), upload.filename))
     try:
         payload = await state.run_model(work, state, upload)
     except DecodeError as exc:
@@ -321,6 +375,7 @@ async def _model_endpoint(
         raise ApiError(500, "internal", message) from None
     finally:
         upload.cleanup()
+        _CURRENT_UPLOAD.reset(token)
     score = payload.get("score", payload.get("score_after"))
     log.info("web: %s %s -> %s", request.url.path, upload.filename, score)
     return PhotodJSONResponse(payload)
@@ -413,7 +468,7 @@ def _public_row(state: _State, row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, float) and not math.isfinite(value):
             out[key] = None
     path = str(row.get("path", ""))
-    out["servable"] = _inside_roots(state, path) is not None
+    out["servable"] = _inside_roots(state, path, indexed=True) is not None
     out["thumbnail_url"] = f"/thumbs?size={THUMB_SIZES[0]}&path={quote(path)}"
     out["detail_url"] = f"/library/photo?path={quote(path)}"
     return out
@@ -436,6 +491,27 @@ def _cameras(state: _State) -> list[str]:
         same = make and str(model).lower().startswith(str(make).lower())
         names.append(str(model) if same or not make else f"{make} {model}")
     return sorted(set(names))
+
+
+def _watched_folders(state: _State) -> list[str]:
+    """The folders `photod watch` has run on with this index (its `daemon_runs`), newest first."""
+    db = _open_index(state)
+    if db is None:
+        return []
+    try:
+        if not db["daemon_runs"].exists():
+            return []
+        runs = db.execute("SELECT folders FROM daemon_runs ORDER BY id DESC").fetchall()
+    finally:
+        db.close()
+    folders: list[str] = []
+    for (value,) in runs:
+        try:
+            listed = json.loads(value or "[]")
+        except ValueError:
+            continue
+        folders += [str(f) for f in listed if str(f) not in folders]
+    return folders
 
 
 def _photo_detail(state: _State, path: str) -> dict[str, Any] | None:
@@ -497,9 +573,12 @@ async def api_status(request: Request) -> Response:
     name = state.config.model or active_model_name()
     try:
         spec = get_model_spec(name)
-        model = {"name": name, "version": spec.version, "available": spec.available}
+        model = {"name": name, "version": spec.release, "available": spec.available}
     except ModelError as exc:
         model = {"name": name, "version": None, "available": False, "error": str(exc)}
+    model["state"] = state.model_state
+    if state.model_error:
+        model["error"] = state.model_error
     return PhotodJSONResponse(
         {
             "model": model,
@@ -516,8 +595,9 @@ async def api_status(request: Request) -> Response:
 # Thumbnails
 
 
-def _inside_roots(state: _State, path: str) -> Path | None:
-    """`path` resolved (links followed) when it is a supported file inside a library folder."""
+def _inside_roots(state: _State, path: str, indexed: bool = False) -> Path | None:
+    """`path` resolved (links followed) when it is a supported file inside a library folder or
+    a photo of the index itself (`indexed`: the caller read it from the index)."""
     from photod.decode import is_supported
 
     if not path or "\x00" in path:
@@ -528,9 +608,26 @@ def _inside_roots(state: _State, path: str) -> Path | None:
         return None
     if not resolved.is_file() or not is_supported(resolved):
         return None
-    if not any(resolved.is_relative_to(root) for root in state.roots):
-        return None
-    return resolved
+    if any(resolved.is_relative_to(root) for root in state.roots):
+        return resolved
+    # What the index holds is the library too: `photod watch DIR` needs no `--library DIR`. Only
+    # that exact path (as indexed), never its neighbours.
+    if indexed or _is_indexed(state, path):
+        return resolved
+    return None
+
+
+def _is_indexed(state: _State, path: str) -> bool:
+    from photod.index import get_by_path
+
+    db = _open_index(state)
+    if db is None:
+        return False
+    try:
+        row = get_by_path(db, path)
+    finally:
+        db.close()
+    return row is not None and row.get("status") != "missing"
 
 
 def _thumbnail(state: _State, source: Path, size: int) -> Path:
@@ -615,6 +712,8 @@ async def upload_page(request: Request) -> Response:
         {
             "resize_long_side": state.config.resize_long_side,
             "max_upload_bytes": state.config.max_upload_bytes,
+            "model_state": state.model_state,
+            "model_error": state.model_error,
         },
     )
 
@@ -642,6 +741,7 @@ async def library_page(request: Request) -> Response:
             "has_index": state.db_path().exists(),
             "db_path": str(state.db_path()),
             "roots": state.roots,
+            "watched": await anyio.to_thread.run_sync(_watched_folders, state),
         },
     )
 
@@ -711,7 +811,11 @@ def create_app(config: WebConfig | None = None, scorer: Any = None) -> Starlette
         HTTPException: _http_error,
         PhotodError: _photod_error,
     }
+    if not any(isinstance(f, _UploadNameFilter) for f in log.filters):
+        log.addFilter(_UploadNameFilter())
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.photod = _State(config, scorer)
     app.state.templates = _templates()
+    if config.preload_model:
+        app.state.photod.preload()
     return app
