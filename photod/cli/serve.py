@@ -38,8 +38,8 @@ def _is_loopback(host: str) -> bool:
     "libraries",
     multiple=True,
     type=click.Path(file_okay=False, exists=True),
-    help="Folder whose photos the library pages may show (repeatable; default: the watched "
-    "folders from the config).",
+    help="Folder whose photos the library pages may show besides the indexed ones, which are "
+    "always shown (repeatable; default: the watched folders from the config).",
 )
 @device_option
 @click.option("--model", default=None, help="Model name (see `photod models`).")
