@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "photod.cli.rating",
     "photod.cli.suggest",
     "photod.cli.cull",
+    "photod.cli.batch",
 ]
 
 
