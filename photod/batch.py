@@ -42,6 +42,7 @@ SHARD_SUFFIX = ".parquet"
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 GLOB_CHARS = ("*", "?", "[")
 STAGES = ("decode", "score", "write")
+DECODE_MEMORY = 256 * 2**20
 # Columns of a shard that are not index columns (bookkeeping and timing).
 _BOOKKEEPING = ("recorded_at", "decode_s", "score_s", "write_s")
 
@@ -561,11 +562,13 @@ def _ray() -> Any:
 
 
 def _init_ray(ray: Any, options: BatchOptions) -> None:
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
     if options.address:
         kwargs["address"] = options.address
-    elif options.num_cpus:
-        kwargs["num_cpus"] = options.num_cpus
+    else:
+        kwargs["include_dashboard"] = False  # nothing to look at for a one-machine run
+        if options.num_cpus:
+            kwargs["num_cpus"] = options.num_cpus
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -600,10 +603,6 @@ def _actor_count(ray: Any, options: BatchOptions) -> int:
     return max(1, int(resources.get("CPU", 1) // 4))
 
 
-def _decode_task_args() -> dict[str, Any]:
-    return {"num_cpus": 1}
-
-
 def _execute(
     ray: Any,
     todo: list[str],
@@ -623,9 +622,12 @@ def _execute(
         batch_format="pyarrow",
         batch_size=options.decode_batch,
         fn_kwargs={"max_pixels": scorer_kwargs["max_pixels"]},
-        # A ray_remote_args_fn keeps Ray Data from fusing decoding into the scoring actors: the
-        # decode tasks spread over every CPU of the cluster while the actors only run the model.
-        ray_remote_args_fn=_decode_task_args,
+        num_cpus=1,
+        # A decode holds a few hundred MB at most (a RAW's half-size demosaic). Asking for it
+        # also keeps Ray Data from fusing decoding into the scoring actors (fusion needs equal
+        # resource requests): decode tasks spread over every CPU of the cluster while the
+        # actors only run the model.
+        memory=DECODE_MEMORY,
     )
     dataset = dataset.map_batches(
         ScoreActor,

@@ -65,6 +65,13 @@ from photod.cli.common import (
     "--actors", type=click.IntRange(1), default=None, help="Scoring actors (model copies)."
 )
 @click.option(
+    "--decode-batch",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="Photos per decode task.",
+)
+@click.option(
     "--shard-size", type=click.IntRange(1), default=256, show_default=True, help="Photos per shard."
 )
 @click.option(
@@ -86,6 +93,7 @@ def batch(
     num_gpus: float,
     batch_size: int | None,
     actors: int | None,
+    decode_batch: int,
     shard_size: int,
     num_cpus: int | None,
     retry_errors: bool,
@@ -113,6 +121,7 @@ def batch(
         num_gpus=num_gpus,
         batch_size=batch_size,
         actors=actors,
+        decode_batch=decode_batch,
         shard_size=shard_size,
         retry_errors=retry_errors,
         progress=not no_progress,
