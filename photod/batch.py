@@ -42,7 +42,9 @@ SHARD_SUFFIX = ".parquet"
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 GLOB_CHARS = ("*", "?", "[")
 STAGES = ("decode", "score", "write")
-DECODE_MEMORY = 256 * 2**20
+DECODE_MEMORY = 512 * 2**20
+# Writing is mostly waiting on storage: a small CPU request so it never waits for a free core.
+WRITE_CPUS = 0.25
 # Columns of a shard that are not index columns (bookkeeping and timing).
 _BOOKKEEPING = ("recorded_at", "decode_s", "score_s", "write_s")
 
@@ -446,6 +448,9 @@ class BatchSummary:
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     out_dir: str = ""
     imported: dict[str, int] | None = None
+    # Start-up (actors loading the model, first blocks) vs the rate once shards flow.
+    first_shard_s: float | None = None
+    steady_photos_per_s: float | None = None
 
     @property
     def photos_per_s(self) -> float:
@@ -465,6 +470,10 @@ class BatchSummary:
             "wall_s": round(self.wall_s, 3),
             "photos_per_s": round(self.photos_per_s, 3),
             "stage_s": {k: round(v, 3) for k, v in self.stage_s.items()},
+            "first_shard_s": None if self.first_shard_s is None else round(self.first_shard_s, 3),
+            "steady_photos_per_s": None
+            if self.steady_photos_per_s is None
+            else round(self.steady_photos_per_s, 3),
             "imported": self.imported,
         }
 
@@ -483,6 +492,10 @@ class BatchOptions:
     actors: int | None = None  # scoring actors (default: one per GPU share, or CPUs // 4)
     actor_cpus: float = 1.0
     decode_batch: int = 16  # photos per decode task
+    # CPUs a decode task asks for; None: 0.5 on a local Ray (two decoders per core keep a small
+    # machine busy while the actor waits for batches, measured in benchmarks/batch_speed.py),
+    # 1 on a cluster.
+    decode_cpus: float | None = None
     shard_size: int = 256  # photos per shard
     retry_errors: bool = False
     progress: bool = True
@@ -622,8 +635,9 @@ def _execute(
         batch_format="pyarrow",
         batch_size=options.decode_batch,
         fn_kwargs={"max_pixels": scorer_kwargs["max_pixels"]},
-        num_cpus=1,
-        # A decode holds a few hundred MB at most (a RAW's half-size demosaic). Asking for it
+        num_cpus=options.decode_cpus or (1.0 if options.address else 0.5),
+        # A decode worker holds ~400 MB (torch comes with the preprocessing module, plus a RAW's
+        # half-size demosaic). Asking for it
         # also keeps Ray Data from fusing decoding into the scoring actors (fusion needs equal
         # resource requests): decode tasks spread over every CPU of the cluster while the
         # actors only run the model.
@@ -647,15 +661,23 @@ def _execute(
             "write_mode": options.write_mode,
             "force": options.force,
         },
-        num_cpus=0.5,
+        num_cpus=WRITE_CPUS,
     )
+    started = time.perf_counter()
+    first_at, first_photos = None, 0
     for shard in dataset.iter_rows():
+        if first_at is None:
+            first_at, first_photos = time.perf_counter(), shard["photos"]
+            summary.first_shard_s = first_at - started
         summary.shards += 1
         for key in ("photos", "ok", "errors", "skipped"):
             setattr(summary, key, getattr(summary, key) + shard[key])
         for stage in STAGES:
             summary.stage_s[stage] += shard[f"{stage}_s"]
         log.info("shard %s: %d photos", shard["shard"], shard["photos"])
+    if first_at is not None and summary.shards > 1:
+        after_first = time.perf_counter() - first_at
+        summary.steady_photos_per_s = (summary.photos - first_photos) / max(after_first, 1e-9)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ from photod.cli.common import (
     help="Photos per decode task.",
 )
 @click.option(
+    "--decode-cpus",
+    type=click.FloatRange(0.05),
+    default=None,
+    help="CPUs each decode task asks Ray for (default: 0.5 on a local Ray, 1 on a cluster).",
+)
+@click.option(
     "--shard-size", type=click.IntRange(1), default=256, show_default=True, help="Photos per shard."
 )
 @click.option(
@@ -94,6 +100,7 @@ def batch(
     batch_size: int | None,
     actors: int | None,
     decode_batch: int,
+    decode_cpus: float | None,
     shard_size: int,
     num_cpus: int | None,
     retry_errors: bool,
@@ -122,6 +129,7 @@ def batch(
         batch_size=batch_size,
         actors=actors,
         decode_batch=decode_batch,
+        decode_cpus=decode_cpus,
         shard_size=shard_size,
         retry_errors=retry_errors,
         progress=not no_progress,
