@@ -242,3 +242,37 @@ def test_write_on_workers_then_index_and_list(ray_session, archive: Path, tmp_pa
     other = tmp_path / "other.db"
     imported = runner.invoke(cli, ["index", "import", str(out), "--db", str(other), "--json"])
     assert json.loads(imported.output)["imported"] == 11
+
+
+def test_import_keeps_newer_index_rows_and_reads_newest_shard_row(tmp_path: Path) -> None:
+    if not os.environ.get("CI"):  # .ci/run installs the extra: missing is a failure there
+        pytest.importorskip("pyarrow", reason="needs the extra: pip install -e '.[ray]'")
+    from photod.batch import import_results, read_results, write_shard
+    from photod.index import get_by_path, open_index, upsert_photo
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def row(path: str, score: float, mtime_ns: int) -> dict:
+        return {"path": path, "status": "ok", "score": score, "stars": 3, "size": 10,
+                "mtime": mtime_ns / 1e9, "mtime_ns": mtime_ns, "content_hash": f"h{score}"}  # fmt: skip
+
+    write_shard(out, [row("/a.jpg", 3.0, 100), row("/b.jpg", 2.0, 100)])
+    write_shard(out, [row("/a.jpg", 3.5, 200)])  # re-scored later: the newer row wins
+    (out / ".photod-tmp-shard-x.parquet").write_bytes(b"half a shard")  # never read
+    assert {r["path"]: r["score"] for r in read_results(out).to_pylist()} == {
+        "/a.jpg": 3.5,
+        "/b.jpg": 2.0,
+    }
+
+    db = open_index(tmp_path / "index.db")
+    upsert_photo(db, {"path": "/b.jpg", "status": "ok", "score": 4.0, "mtime_ns": 300})
+    assert import_results(db, out) == {
+        "imported": 1,
+        "unchanged": 0,
+        "kept_newer": 1,
+        "not_indexed": 0,
+    }
+    assert get_by_path(db, "/a.jpg")["score"] == 3.5
+    assert get_by_path(db, "/b.jpg")["score"] == 4.0  # the index saw a later version of b
+    assert import_results(db, out)["unchanged"] == 1
