@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	      "a few GB and several minutes the first time, one line per package below)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	PYTHONWARNINGS="$(EDITABLE_NOTICE)" $(VENV)/bin/pip install -e '.[test]'
+	PYTHONWARNINGS="$(EDITABLE_NOTICE)" $(VENV)/bin/pip install -e '.[test,ray]'
 	@echo "photod: $(VENV) is ready"
 	touch $@
 

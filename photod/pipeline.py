@@ -132,6 +132,40 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def scored_columns(result: ScoreResult, scored_at: str) -> dict[str, Any]:
+    """Index columns of a scored photo (size, EXIF summary, score, embedding blob); the local
+    pipeline and the Ray batch job (`photod.batch`) record the same ones."""
+    return {
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        **_exif_columns(result.exif),
+        "score": result.score,
+        "stars": result.stars,
+        "model": result.model,
+        "scored_at": scored_at,
+        "embedding": embedding_blob(result.embedding),
+    }
+
+
+def write_rating_columns(
+    path: str,
+    score: float,
+    stars: int,
+    model: str,
+    scored_at: str,
+    original_hash: str,
+    write_mode: str = "none",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the rating as `process_paths` does (mode `none`: only read the user's rating) and
+    return the index columns that follow: user_rating, written_to, and the file's stat and hash
+    as photod leaves it. Raises PhotodError when the rating cannot be written."""
+    metadata = _Metadata(write_mode, force)
+    outcome, columns = _write_rating(path, score, stars, model, scored_at, metadata)
+    return {**columns, **_after_write_columns(path, original_hash, outcome)}
+
+
 def _file_columns(path: str, st: os.stat_result) -> dict[str, Any]:
     return {"size": st.st_size, "mtime": st.st_mtime, "mtime_ns": st.st_mtime_ns}
 
@@ -534,17 +568,7 @@ def _record_scored(
 
     scored_at = now_iso()
     assert result.score is not None and result.stars is not None
-    scored = {
-        "width": result.width,
-        "height": result.height,
-        "format": result.format,
-        **_exif_columns(result.exif),
-        "score": result.score,
-        "stars": result.stars,
-        "model": result.model,
-        "scored_at": scored_at,
-        "embedding": embedding_blob(result.embedding),
-    }
+    scored = scored_columns(result, scored_at)
     try:
         outcome, rating_columns = _write_rating(
             path, result.score, result.stars, result.model, scored_at, metadata

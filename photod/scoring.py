@@ -175,13 +175,7 @@ class Scorer:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
 
     def _decode_for_model(self, path: str | os.PathLike[str]) -> DecodedImage:
-        """`decode`, then the resize to the model's input size, both in a decode thread: the
-        thread that runs the model then only stacks and normalises (same pixels either way)."""
-        from photod.models.preprocess import resize_for_model
-
-        decoded = self.decode(path)
-        decoded.pixels = resize_for_model(decoded.pixels)
-        return decoded
+        return decode_for_model(path, self.max_pixels)
 
     def score_paths(
         self,
@@ -235,17 +229,33 @@ class Scorer:
         chunk: list[tuple[str, Future[DecodedImage]]],
         progress: Callable[[int], None] | None,
     ) -> Iterator[ScoreResult]:
-        results: list[ScoreResult] = []
-        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        outcomes: list[tuple[str, DecodedImage | PhotodError]] = []
         for path, future in chunk:
-            result = ScoreResult(path=path, model=self.version)
             try:
-                image = future.result()
+                outcomes.append((path, future.result()))
             except PhotodError as exc:
-                self._fail(result, exc)
+                outcomes.append((path, exc))
             except Exception as exc:  # an unexpected library error is still one file's problem
                 log.exception("unexpected error decoding %s", path)
-                self._fail(result, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+                outcomes.append(
+                    (path, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+                )
+        results = self.score_decoded(outcomes)
+        if progress:
+            progress(len(results))
+        yield from results
+
+    def score_decoded(
+        self, outcomes: Sequence[tuple[str, DecodedImage | PhotodError]]
+    ) -> list[ScoreResult]:
+        """One result per (path, decoded image or its decode error), in order; the images are
+        scored in one pass. `score_paths` and the Ray batch job (`photod.batch`) share this."""
+        results: list[ScoreResult] = []
+        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        for path, image in outcomes:
+            result = ScoreResult(path=path, model=self.version)
+            if isinstance(image, PhotodError):
+                self._fail(result, image)
             else:
                 result.width, result.height = image.original_size
                 result.format = image.format
@@ -258,9 +268,7 @@ class Scorer:
                 result.score = float(score)
                 result.stars = self.star_mapping.stars(result.score)
                 result.embedding = embedding
-        if progress:
-            progress(len(results))
-        yield from results
+        return results
 
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:
@@ -269,6 +277,19 @@ class Scorer:
         result.error_code = exc.code
         # Reported once, by whoever shows the result (a CLI line, the daemon's log, the page).
         log.debug("%s", exc)
+
+
+def decode_for_model(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
+    """Decode `path`, then resize to the model's input size: what a decode thread (or a Ray decode
+    task) hands to `Scorer.score_decoded`, so the thread running the model only stacks and
+    normalises (same pixels either way)."""
+    from photod.models.preprocess import resize_for_model
+
+    decoded = decode_image(path, min_side=224, max_pixels=max_pixels)
+    decoded.pixels = resize_for_model(decoded.pixels)
+    return decoded
 
 
 def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "photod.cli.rating",
     "photod.cli.suggest",
     "photod.cli.cull",
+    "photod.cli.batch",
 ]
 
 
