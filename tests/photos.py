@@ -29,8 +29,15 @@ def real_photo(name: str = "chelsea", scale: float = 1.0) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def camera_exif(orientation: int = 1, make: str = "Canon", model: str = "EOS R5") -> Image.Exif:
+def camera_exif(
+    orientation: int = 1, make: str = "Canon", model: str = "EOS R5", rating: int | None = None
+) -> Image.Exif:
+    """Camera EXIF; `rating` adds IFD0 Rating/RatingPercent as a camera with a rating button
+    writes them (0: unrated), so the in-place EXIF rating patch has something to patch."""
     exif = Image.Exif()
+    if rating is not None:
+        exif[0x4746] = rating
+        exif[0x4749] = {0: 0, 1: 1, 2: 25, 3: 50, 4: 75, 5: 99}[rating]
     exif[0x010F] = make
     exif[0x0110] = model
     exif[0x0112] = orientation
@@ -43,7 +50,12 @@ def camera_exif(orientation: int = 1, make: str = "Canon", model: str = "EOS R5"
 
 
 def write_jpeg(
-    path: Path, pixels: np.ndarray, orientation: int = 1, quality: int = 92, **exif_kw: str
+    path: Path,
+    pixels: np.ndarray,
+    orientation: int = 1,
+    quality: int = 92,
+    rating: int | None = None,
+    **exif_kw: str,
 ) -> Path:
     """Write `pixels` as a JPEG with camera EXIF; with orientation != 1 the stored pixels are
     transformed so that a viewer applying the orientation shows `pixels` upright."""
@@ -52,7 +64,8 @@ def write_jpeg(
                8: Image.Transpose.ROTATE_270}  # fmt: skip
     if orientation in inverse:
         stored = stored.transpose(inverse[orientation])
-    stored.save(path, "JPEG", quality=quality, exif=camera_exif(orientation, **exif_kw))
+    exif = camera_exif(orientation, rating=rating, **exif_kw)
+    stored.save(path, "JPEG", quality=quality, exif=exif)
     return path
 
 
