@@ -86,13 +86,19 @@ def looping_ifd1_exif(make: str = "Canon", model: str = "EOS 5D") -> bytes:
     exif_at += exif_at % 2
     n1 = 2
     date_at = exif_at + 2 + 12 * n1 + 4
-    ifd0 = struct.pack("<H", n0) + b"".join([
-        entry(0x010F, 2, len(make_b), struct.pack("<I", data_at)),
-        entry(0x0110, 2, len(model_b), struct.pack("<I", data_at + len(make_b))),
-        entry(0x4746, 3, 1, struct.pack("<H", 0)),
-        entry(0x4749, 3, 1, struct.pack("<H", 0)),
-        entry(0x8769, 4, 1, struct.pack("<I", exif_at)),
-    ]) + struct.pack("<I", exif_at)  # IFD1 "is" the Exif IFD: the loop
+    ifd0 = (
+        struct.pack("<H", n0)
+        + b"".join(
+            [
+                entry(0x010F, 2, len(make_b), struct.pack("<I", data_at)),
+                entry(0x0110, 2, len(model_b), struct.pack("<I", data_at + len(make_b))),
+                entry(0x4746, 3, 1, struct.pack("<H", 0)),
+                entry(0x4749, 3, 1, struct.pack("<H", 0)),
+                entry(0x8769, 4, 1, struct.pack("<I", exif_at)),
+            ]
+        )
+        + struct.pack("<I", exif_at)
+    )  # IFD1 "is" the Exif IFD: the loop
     blob = b"II*\0" + struct.pack("<I", ifd0_at) + ifd0 + make_b + model_b
     blob = blob.ljust(exif_at, b"\0")
     exif_ifd = struct.pack("<H", n1) + entry(0x9000, 7, 4, b"0231")

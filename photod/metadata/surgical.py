@@ -127,8 +127,12 @@ def parse_ifd0(block: bytes) -> Ifd:
     for i in range(count):
         pos = offset + 2 + 12 * i
         entries.append(
-            Entry(_num(block, pos, 2, order), _num(block, pos + 2, 2, order),
-                  _num(block, pos + 4, 4, order), pos)  # fmt: skip
+            Entry(
+                _num(block, pos, 2, order),
+                _num(block, pos + 2, 2, order),
+                _num(block, pos + 4, 4, order),
+                pos,
+            )  # fmt: skip
         )
     return Ifd(order, offset, entries, offset + 2 + 12 * count)
 
@@ -187,7 +191,7 @@ def pad_packet(packet: bytes, size: int | None = None) -> bytes:
         body, trailer = packet.rstrip() + b"\n", b'<?xpacket end="w"?>'
     else:
         body, trailer = packet[:trailer_at].rstrip() + b"\n", packet[trailer_at:].rstrip()
-    room = (PADDING if size is None else size - len(body) - len(trailer))
+    room = PADDING if size is None else size - len(body) - len(trailer)
     if room < 0:
         raise ValueError("packet does not fit")
     lines, left = [], room
@@ -515,7 +519,9 @@ def read_tiff(data: bytes) -> Embedded:
     return found
 
 
-def write_tiff(data: bytes, packet: bytes, exif: dict[str, str] | None, warnings: list[str]) -> bytes:
+def write_tiff(
+    data: bytes, packet: bytes, exif: dict[str, str] | None, warnings: list[str]
+) -> bytes:
     """Patch in place what can be patched, append what cannot; nothing already there moves."""
     out = bytearray(data)
     ifd = parse_ifd0(data)
@@ -532,7 +538,9 @@ def write_tiff(data: bytes, packet: bytes, exif: dict[str, str] | None, warnings
         out += b"\x00" * (len(out) % 2)  # TIFF values start on a word boundary
         offset = len(out)
         out += blob
-        out[entry.pos + 4 : entry.pos + 12] = len(blob).to_bytes(4, order) + offset.to_bytes(4, order)  # type: ignore[arg-type]
+        out[entry.pos + 4 : entry.pos + 12] = len(blob).to_bytes(4, order) + offset.to_bytes(
+            4, order
+        )  # type: ignore[arg-type]
         return bytes(out)
     if entry is not None:
         raise MetadataError(f"TIFF tag 700 (XMP) has type {entry.kind}; photod does not rewrite it")
@@ -617,6 +625,7 @@ def untouched(original: Path, modified: Path) -> str | None:
             return "the JPEG's image data changed"
         return None
     if kind == "png":
+
         def chunks(data: bytes) -> list[bytes]:
             return [data[s:e] for k, s, e in png_chunks(data)
                     if not (k == b"iTXt" and _png_xmp(data, s, e) is not None)]  # fmt: skip

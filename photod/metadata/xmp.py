@@ -156,7 +156,9 @@ def read_embedded(path: Path, data: bytes | None = None) -> S.Embedded:
 
 def _wrong_content(path: Path, data: bytes) -> str:
     what = "HEIF/ISO-BMFF" if data[4:8] == b"ftyp" else "not JPEG, PNG or TIFF"
-    return f"the content is {what} despite the {path.suffix} name; photod writes no metadata into it"
+    return (
+        f"the content is {what} despite the {path.suffix} name; photod writes no metadata into it"
+    )
 
 
 def embedded_xmp(found: S.Embedded) -> dict[str, str]:
@@ -195,7 +197,9 @@ def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], d
             try:
                 exif = _exiv2_read(path, with_exif=True)[1]
             except MetadataError as exc:
-                log.info("%s: exiv2 cannot read the EXIF (%s); using photod's IFD0 reader", path, exc)
+                log.info(
+                    "%s: exiv2 cannot read the EXIF (%s); using photod's IFD0 reader", path, exc
+                )
             names = {v: k for k, v in S.RATING_TAGS.items()}
             names[S.ORIENTATION_TAG] = "Exif.Image.Orientation"
             for tag, value in found.ifd0.items():
@@ -223,9 +227,7 @@ def _exiv2_read(path: Path, with_exif: bool) -> tuple[dict[str, str], dict[str, 
     return xmp, exif
 
 
-def modify(
-    path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None = None
-) -> list[str]:
+def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None = None) -> list[str]:
     """Set (or with None, delete) XMP keys and patch EXIF rating values of `path` in place: call
     on temp copies only. Returns the warnings met (odd but readable metadata: logged, not fatal).
 
