@@ -17,10 +17,12 @@ files it merely warns about. So photod edits the containers itself:
   copied byte for byte.
 - PNG: the `iTXt` chunk `XML:com.adobe.xmp` is replaced where it is, or inserted before the first
   IDAT; PNG has no offsets, so nothing else needs care.
-- TIFF/DNG: the new packet is written over the old one when it fits, else appended at the end of
-  the file and tag 700's count/offset patched in place; without a tag 700, IFD0 is copied to the
-  end of the file with the one extra entry and the header's IFD0 offset repointed. Every other
-  IFD, strip, tile, maker note and SubIFD stays at its byte offset.
+- TIFF/DNG: the new packet is appended at the end of the file and tag 700's count/offset patched
+  in place (a packet photod appended earlier, the file's tail, is replaced there, so re-rating
+  does not grow the file); without a tag 700, IFD0 is copied to the end of the file with the one
+  extra entry and the header's IFD0 offset repointed. Every original byte but those 8 (or the 4
+  of the header) stays as it was: every IFD, strip, tile, maker note and SubIFD, and the old
+  packet too (decoders of truncated strips were seen reading over it).
 - EXIF Rating (0x4746) / RatingPercent (0x4749) in IFD0: the value bytes are overwritten when the
   tag exists with a SHORT/LONG count 1. A missing tag is NOT added: adding entries means
   re-laying out IFD0 inside a 64 KB segment full of offsets (maker notes among them), and
@@ -202,6 +204,31 @@ def pad_packet(packet: bytes, size: int | None = None) -> bytes:
     return body + b"".join(lines) + trailer
 
 
+_UTF = (
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),
+)  # fmt: skip
+
+
+def normalise_packet(packet: bytes, warnings: list[str]) -> bytes:
+    """The packet as UTF-8, the only encoding the XMP spec allows in JPEG/PNG/TIFF. UTF-16/32
+    packets exist (exiftool's own test images carry them): odd but readable, so they are
+    converted (and the write then stores UTF-8), with a warning. Leading BOM/whitespace and
+    trailing NULs, which some writers leave, are dropped for parsing."""
+    encoding = "utf-16" if packet[:2] in (b"\xfe\xff", b"\xff\xfe") else None  # BOM first
+    for start, name in _UTF:
+        if encoding is None and packet.startswith(start):
+            encoding = name
+    if encoding is None:
+        return packet.lstrip(b"\xef\xbb\xbf \t\r\n").rstrip(b"\x00")
+    try:
+        text = packet.decode(encoding)
+    except UnicodeDecodeError:
+        return packet  # not really UTF-16/32: the XMP parser will say what it is
+    warnings.append(f"XMP packet encoded as {encoding.upper()}; it is written as UTF-8")
+    return text.lstrip("\ufeff \t\r\n").rstrip("\x00").encode("utf-8")
+
+
 def extended_guid(extended: bytes) -> str:
     """The GUID of an Extended XMP packet: its MD5 as 32 upper-case hex digits (spec part 3)."""
     return hashlib.md5(extended).hexdigest().upper()  # noqa: S324 - the spec's checksum
@@ -309,7 +336,7 @@ def read_jpeg(data: bytes, guid_of: callable) -> Embedded:  # type: ignore[valid
     if len(standard) > 1:
         found.warnings.append(f"{len(standard)} standard XMP segments; the first one is used")
     if standard:
-        found.standard = standard[0].payload[len(XMP_SIG) :]
+        found.standard = normalise_packet(standard[0].payload[len(XMP_SIG) :], found.warnings)
         guid = guid_of(found.standard)
         found.extended = _extended_for(segments, guid, found.warnings)
         found.guid = guid if found.extended is not None else None
@@ -480,7 +507,7 @@ def read_png(data: bytes) -> Embedded:
                 if found.standard is not None:
                     found.warnings.append("several XMP iTXt chunks; the first one is used")
                     continue
-                found.standard = packet
+                found.standard = normalise_packet(packet, found.warnings)
     return found
 
 
@@ -514,7 +541,7 @@ def read_tiff(data: bytes) -> Embedded:
         where = _value_pos(data, ifd, entry)
         if where + entry.count > len(data):
             raise MetadataError("the XMP of this TIFF runs past the end of the file")
-        found.standard = data[where : where + entry.value_size()]
+        found.standard = normalise_packet(data[where : where + entry.value_size()], found.warnings)
     found.ifd0 = _small_values(data, ifd, found.warnings)
     return found
 
@@ -531,12 +558,20 @@ def write_tiff(
     entry = ifd.find(TIFF_XMP_TAG)
     if entry is not None and entry.kind in (1, 7) and entry.count > 4:
         where = _value_pos(data, ifd, entry)
-        if len(packet) <= entry.count:
-            out[where : where + entry.count] = pad_packet(packet, entry.count)
-            return bytes(out)
+        if where + entry.count >= len(data) - 1:
+            # The packet is the file's tail (photod appended it earlier): rewrite it there.
+            del out[where:]
+            offset = where
+            tail = entry.count
+        else:
+            # Somebody else's packet inside the file stays as it was: image data readers (or a
+            # truncated strip) may run over it, so its bytes are never changed.
+            out += b"\x00" * (len(out) % 2)  # TIFF values start on a word boundary
+            offset = len(out)
+            tail = 0
         blob = pad_packet(packet)
-        out += b"\x00" * (len(out) % 2)  # TIFF values start on a word boundary
-        offset = len(out)
+        if len(blob) < tail:  # never shorter than before: the file only grows or stays
+            blob = pad_packet(packet, tail)
         out += blob
         out[entry.pos + 4 : entry.pos + 12] = len(blob).to_bytes(4, order) + offset.to_bytes(
             4, order
@@ -576,7 +611,8 @@ def tiff_allowed_ranges(data: bytes) -> list[tuple[int, int]]:
     if entry is not None:
         ranges.append((entry.pos + 4, entry.pos + 12))
         where = _value_pos(data, ifd, entry)
-        ranges.append((where, where + entry.value_size()))
+        if where + entry.value_size() >= len(data) - 1:  # photod's own appended packet
+            ranges.append((where, len(data)))
     return ranges
 
 

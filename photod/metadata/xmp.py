@@ -47,6 +47,8 @@ LABEL = "Xmp.xmp.Label"
 EXIF_RATING = "Exif.Image.Rating"
 EXIF_RATING_PERCENT = "Exif.Image.RatingPercent"
 EXTENDED_KEY = "Xmp.xmpNote.HasExtendedXMP"
+INSTANCE_ID = "Xmp.xmpMM.InstanceID"
+_ABOUT = re.compile(rb"(?:rdf:)?about=(['\"])([^'\"<>&]+)\1")
 PHOTOD_KEY = f"Xmp.{PHOTOD_PREFIX}."
 # Windows Explorer's mapping of stars to RatingPercent.
 RATING_PERCENT = {0: 0, 1: 1, 2: 25, 3: 50, 4: 75, 5: 99}
@@ -116,18 +118,29 @@ def merge_packet(packet: bytes | None, changes: dict[str, str | None]) -> bytes:
     toolkit: every other property of every namespace is kept. No padding (see surgical.py)."""
     pyexiv2 = exiv2()
     source = packet if packet and packet.strip(b"\x00 \t\r\n") else MINIMAL_PACKET
+    # An old-style packet names its resource in rdf:about (often 'uuid:…'); the toolkit moves
+    # that into a new xmpMM:InstanceID and empties rdf:about. Both are put back as they were.
+    about = _ABOUT.search(source)
+    about_value = about.group(2) if about else b""
     with _exiv2_lock:
         try:
             data = pyexiv2.ImageData(source)
             try:
+                had_instance = b"InstanceID" in source  # spelt out, not derived from about
                 data.modify_xmp(changes)
-                return data.get_bytes()
+                if about_value and not had_instance and INSTANCE_ID not in changes:
+                    if data.read_xmp().get(INSTANCE_ID) == about_value.decode("utf-8", "replace"):
+                        data.modify_xmp({INSTANCE_ID: None})
+                merged = data.get_bytes()
             finally:
                 data.close()
         except MetadataError:
             raise
         except Exception as exc:
             raise MetadataError(f"cannot merge into the existing XMP: {exc}") from exc
+    if about_value:
+        merged = merged.replace(b'rdf:about=""', b'rdf:about="' + about_value + b'"')
+    return merged
 
 
 def _guid_of(standard: bytes) -> str | None:
