@@ -24,7 +24,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photod.metadata import RatingInfo, sidecar_paths, write_label, write_rating
+from photod.metadata import (
+    RatingInfo,
+    read_photod_fields,
+    sidecar_paths,
+    write_label,
+    write_rating,
+)
 from photod.metadata.develop import write_develop
 from photod.metadata.xmp import tiff_image_data
 from tests import photos
@@ -184,9 +190,11 @@ def proof(request, tmp_path_factory) -> dict:
     }
 
 
-CASES = [f"asis/{n}" for n in SAMPLES] + [
-    f"onto/{os.path.splitext(n)[0]}-{os.path.splitext(n)[1][1:].lower()}.jpg" for n in SAMPLES
-] + [f"onto/{os.path.splitext(n)[0]}-photo.tif" for n in SAMPLES if n.lower().endswith(".tif")]
+CASES = (
+    [f"asis/{n}" for n in SAMPLES]
+    + [f"onto/{os.path.splitext(n)[0]}-{os.path.splitext(n)[1][1:].lower()}.jpg" for n in SAMPLES]
+    + [f"onto/{os.path.splitext(n)[0]}-photo.tif" for n in SAMPLES if n.lower().endswith(".tif")]
+)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -210,7 +218,12 @@ def test_only_photods_fields_change(proof: dict, case: str) -> None:
     if path.suffix.lower() in RAW_SIDECAR:
         assert _sha(path) == hashes[path]  # RAW bytes identical
         assert str(path) not in written
-        assert written, "a RAW gets its rating in sidecars"
+        darktable, lightroom = sidecar_paths(path)
+        if writer == "suggest":  # Lightroom reads develop settings from NAME.xmp only
+            assert written == [str(lightroom)]
+        else:
+            assert set(written) == {str(darktable), str(lightroom)}  # cull: label, then rating
+            assert read_photod_fields(path)["rating"] == 4
         return
     if writer in ("score", "cull"):
         rating = after.get("XMP-xmp:Rating")
