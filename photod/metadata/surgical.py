@@ -579,21 +579,23 @@ def write_tiff(
         return bytes(out)
     if entry is not None:
         raise MetadataError(f"TIFF tag 700 (XMP) has type {entry.kind}; photod does not rewrite it")
-    # No XMP yet: IFD0 gets one more entry, so a copy of it goes to the end of the file.
+    # No XMP yet: IFD0 gets one more entry, so a copy of it goes to the end of the file, then
+    # the packet, last, so that the next write can replace it where it is.
     blob = pad_packet(packet)
     out += b"\x00" * (len(out) % 2)
-    blob_at = len(out)
-    out += blob + b"\x00" * (len(blob) % 2)
+    ifd_at = len(out)
+    count = len(ifd.entries) + 1
+    blob_at = ifd_at + 2 + 12 * count + 4
     new_entry = (TIFF_XMP_TAG.to_bytes(2, order) + (1).to_bytes(2, order)  # type: ignore[arg-type]
                  + len(blob).to_bytes(4, order) + blob_at.to_bytes(4, order))  # type: ignore[arg-type]  # fmt: skip
     raw_entries = [(e.tag, bytes(out[e.pos : e.pos + 12])) for e in ifd.entries]
     # In tag order, without re-sorting an IFD some writer left out of order.
     at = next((i for i, (tag, _) in enumerate(raw_entries) if tag > TIFF_XMP_TAG), len(raw_entries))
     raw_entries.insert(at, (TIFF_XMP_TAG, new_entry))
-    ifd_at = len(out)
-    out += len(raw_entries).to_bytes(2, order)  # type: ignore[arg-type]
+    out += count.to_bytes(2, order)  # type: ignore[arg-type]
     out += b"".join(raw for _, raw in raw_entries)
     out += data[ifd.next_pos : ifd.next_pos + 4]
+    out += blob
     out[4:8] = ifd_at.to_bytes(4, order)  # type: ignore[arg-type]
     return bytes(out)
 

@@ -48,6 +48,7 @@ EXIF_RATING = "Exif.Image.Rating"
 EXIF_RATING_PERCENT = "Exif.Image.RatingPercent"
 EXTENDED_KEY = "Xmp.xmpNote.HasExtendedXMP"
 INSTANCE_ID = "Xmp.xmpMM.InstanceID"
+XMP_NOTE_NS = "http://ns.adobe.com/xmp/note/"  # HasExtendedXMP's namespace, unknown to exiv2
 _ABOUT = re.compile(rb"(?:rdf:)?about=(['\"])([^'\"<>&]+)\1")
 PHOTOD_KEY = f"Xmp.{PHOTOD_PREFIX}."
 # Windows Explorer's mapping of stars to RatingPercent.
@@ -69,10 +70,11 @@ def exiv2() -> Any:
 
     with _lock:
         if not _ready:
-            try:
-                pyexiv2.registerNs(PHOTOD_NS, PHOTOD_PREFIX)
-            except Exception as exc:  # already registered by an earlier import: fine
-                log.debug("photod namespace registration: %s", exc)
+            for namespace, prefix in ((PHOTOD_NS, PHOTOD_PREFIX), (XMP_NOTE_NS, "xmpNote")):
+                try:
+                    pyexiv2.registerNs(namespace, prefix)
+                except Exception as exc:  # already registered by an earlier import: fine
+                    log.debug("%s namespace registration: %s", prefix, exc)
             # exiv2 prints warnings on stdout (breaking `--json` output); errors still raise.
             pyexiv2.set_log_level(3)
             _ready = True
