@@ -241,3 +241,52 @@ def test_only_photods_fields_change(proof: dict, case: str) -> None:
         assert written == [str(path)]
         assert [float(v) for v in after["XMP-crs:Exposure2012"]] == [0.4]
         assert after["XMP-crs:HasCrop"] in ([True], ["True"], [1])
+
+
+def test_the_commands_themselves_change_only_photods_fields(tmp_path: Path) -> None:
+    """`photod score --write`, `cull --apply --mark both` and `suggest --write-xmp`, run as a
+    user runs them over the transplanted photos (real pixels, real cameras' metadata)."""
+    if len(SAMPLES) < 25:
+        pytest.skip("makers samples missing (test_makers_samples_are_there says why)")
+    from click.testing import CliRunner
+
+    from photod.cli import cli
+
+    files = [f for f in _build_corpus(tmp_path) if f.parent.name == "onto"]
+    folder = files[0].parent
+    runner = CliRunner()
+
+    def run(writer: str, args: list[str], paths: list[Path]) -> list[dict]:
+        before, checks = _tags(paths), _validate(paths)
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output[-3000:]
+        after, checks_after = _tags(paths), _validate(paths)
+        for path in map(str, paths):
+            changed = sorted(
+                k for k in set(before[path]) | set(after[path])
+                if before[path].get(k) != after[path].get(k) and not _owned(writer, k)
+            )  # fmt: skip
+            assert not changed, (path, changed)
+            assert checks_after[path] == checks[path], path
+        return [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+
+    rows = run("score", ["score", "--write", "--json", "--device", "cpu", str(folder)], files)
+    assert {r["write_status"] for r in rows} <= {"written", "skipped"} and len(rows) == len(files)
+    assert sum(r["write_status"] == "written" for r in rows) >= len(files) - 3
+    few = files[:10]  # one burst of the same pixels: enough for picks, rejects and demotions
+    rows = run("cull", ["cull", "--apply", "--mark", "both", "--json", *map(str, few)], few)
+    applied = [r for r in rows if r.get("applied")]
+    assert applied and all(r.get("write_status") in ("written", "skipped") for r in applied)
+    some = files[10:12]
+    args = [
+        "suggest",
+        "--write-xmp",
+        "--margin",
+        "-10",
+        "--json",
+        "--device",
+        "cpu",
+        *map(str, some),
+    ]
+    rows = run("suggest", args, some)
+    assert [r["xmp"]["status"] for r in rows] == ["written"] * 2
