@@ -280,7 +280,7 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
     with open(path, "r+b") as handle:
         handle.write(new)
         handle.truncate()
-    got = embedded_xmp(read_embedded(path))
+    got = embedded_xmp(read_embedded(path, new))  # what was just written, parsed afresh
     for key, value in xmp.items():
         if got.get(key) != value:
             raise MetadataError(f"{key} reads back {got.get(key)!r} instead of {value!r}")
@@ -442,20 +442,12 @@ def tiff_image_data(path: Path) -> list[bytes]:
 
 
 def verify_image_data(original: Path, modified: Path) -> None:
-    """Refuse a write whose compressed image data differs from the original's (JPEG scan data,
-    PNG IDAT chunks, TIFF/DNG strips and tiles of every IFD)."""
-    suffix = original.suffix.lower()
-    if suffix in JPEG_EXTENSIONS:
-        same = jpeg_scan_data(original) == jpeg_scan_data(modified)
-    elif suffix == ".png":
-        same = png_image_data(original) == png_image_data(modified)
-    elif suffix in (".tif", ".tiff", ".dng"):
-        before = tiff_image_data(original)
-        same = bool(before) and sorted(before) == sorted(tiff_image_data(modified))
-    else:
+    """Refuse a write that changed more than the XMP and the EXIF rating values: for JPEG every
+    other segment and the scan data (with anything after it: MPF images, trailers), for PNG every
+    other chunk (IDAT included), for TIFF/DNG every original byte but the XMP entry, the header's
+    IFD0 offset and the rating values (strips, tiles, SubIFDs, maker notes). See surgical.py."""
+    if original.suffix.lower() not in EMBEDDABLE_EXTENSIONS:
         return
-    if not same:
-        raise MetadataError("image data would change; write refused", str(original))
     why = S.untouched(original, modified)
     if why is not None:
-        raise MetadataError(f"{why}; write refused", str(original))
+        raise MetadataError(f"image data would change ({why}); write refused", str(original))
