@@ -250,3 +250,29 @@ def test_every_libraw_raw_type_is_scanned_rated_or_recorded(tmp_path: Path, scor
             assert not darktable.exists() and not lightroom.exists()
     assert results["Panasonic.rw2"].status == "ok"  # decodable in this LibRaw
     assert results["CanonRaw.crw"].action == "error"  # picked up, then a clean error row
+
+
+def test_standard_xmp_too_big_for_a_segment_spills_to_extended_xmp(tmp_path: Path) -> None:
+    """A packet near the 64 KB segment limit (a long editing history) plus photod's fields no
+    longer fits: the largest properties move to Extended XMP, the rating stays standard."""
+    photo = photos.write_jpeg(tmp_path / "big.jpg", photos.real_photo("chelsea", 0.3))
+    history = "step; " * 10_800  # 64,800 bytes
+    packet = merge_packet(MINIMAL_PACKET, {"Xmp.photoshop.History": history,
+                                           "Xmp.dc.format": "image/jpeg"})  # fmt: skip
+    assert len(packet) < S.STANDARD_LIMIT
+    data = photo.read_bytes()
+    payload = S.XMP_SIG + packet
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    segs, _ = S.jpeg_segments(data)
+    photo.write_bytes(data[: segs[0].end] + segment + data[segs[0].end :])
+    assert tags(photo)[0]["XMP-photoshop:History"] == history
+    outcome = write_rating(photo, info(3))
+    assert outcome.written == [str(photo)] and any("Extended" in w for w in outcome.warnings)
+    kinds = [k for k, _ in segments(photo)]
+    assert kinds.count("xmp") == 1 and kinds.count("xmp-ext") >= 1
+    got = tags(photo)[0]
+    assert got["XMP-xmp:Rating"] == 3 and got["XMP-photoshop:History"] == history
+    assert got["XMP-dc:Format"] == "image/jpeg" and "XMP-xmpNote:HasExtendedXMP" in got
+    assert "Warning" not in tags(photo, extra=("-warning",))[0]
+    assert write_rating(photo, info(5)).written == [str(photo)]  # and again, now it has one
+    assert tags(photo)[0]["XMP-xmp:Rating"] == 5

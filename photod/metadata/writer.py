@@ -3,9 +3,11 @@ user and without ever damaging a photo.
 
 Where a rating goes, per format (`mode="auto"`):
 
-- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these) plus EXIF
-  Rating/RatingPercent (Windows; not PNG). A darktable sidecar `NAME.EXT.xmp` that already exists
-  is updated too, because darktable prefers it over the embedded XMP.
+- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these), written surgically
+  (surgical.py: no other byte of EXIF, maker notes or image data changes), plus EXIF
+  Rating/RatingPercent patched in place where the photo already has them (never added: see
+  surgical.py for why). A darktable sidecar `NAME.EXT.xmp` that already exists is updated too,
+  because darktable prefers it over the embedded XMP.
 - Camera RAW and HEIC: the file is never modified; sidecars `NAME.EXT.xmp` (darktable) and
   `NAME.xmp` (Lightroom) are created or merged.
 

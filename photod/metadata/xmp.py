@@ -271,6 +271,9 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
             extended_changed = True
             changes[EXTENDED_KEY] = S.extended_guid(extended)
     standard = merge_packet(found.standard, changes)
+    if found.kind == "jpeg" and len(standard) > S.STANDARD_LIMIT - S.PADDING:
+        standard, extended = spill_to_extended(standard, extended, warnings)
+        extended_changed = True
     if found.kind == "jpeg":
         new = S.write_jpeg(data, standard, extended, extended_changed, exif, warnings)
     elif found.kind == "png":
@@ -287,6 +290,71 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
     for warning in warnings:
         log.warning("%s: %s (rating written anyway)", path, warning)
     return warnings
+
+
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+# Never moved out of the standard packet: what readers that ignore Extended XMP must still see.
+_KEEP_NAMESPACES = ("http://ns.adobe.com/xap/1.0/", PHOTOD_NS, XMP_NOTE_NS)
+
+
+def _xml_body(packet: bytes) -> bytes:
+    start, end = packet.find(b"<x:xmpmeta"), packet.rfind(b"</x:xmpmeta>")
+    if start < 0 or end < 0:
+        raise MetadataError("the XMP packet has no x:xmpmeta element")
+    return packet[start : end + len(b"</x:xmpmeta>")]
+
+
+def spill_to_extended(
+    standard: bytes, extended: bytes | None, warnings: list[str]
+) -> tuple[bytes, bytes]:
+    """Move the largest top-level properties of a standard packet too big for one JPEG segment
+    into the Extended XMP (XMP spec part 3, 1.1.3.1), largest first, until it fits; xmp:, photod:
+    and xmpNote: properties stay. Returns (standard naming the new GUID, extended packet)."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    def parse(body: bytes) -> Any:
+        for _event, (prefix, uri) in ET.iterparse(io.BytesIO(body), events=("start-ns",)):
+            if prefix:
+                ET.register_namespace(prefix, uri)
+        return ET.fromstring(body)
+
+    root = parse(_xml_body(standard))
+    ext_root = parse(_xml_body(extended)) if extended else parse(_xml_body(MINIMAL_PACKET))
+    ext_desc = next(ext_root.iter(_RDF + "Description"))
+    candidates = []
+    for desc in root.iter(_RDF + "Description"):
+        for child in list(desc):
+            candidates.append((len(ET.tostring(child)), desc, child))
+        for name, value in desc.attrib.items():
+            if not name.startswith(_RDF):
+                candidates.append((len(value) + len(name), desc, name))
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    target = S.STANDARD_LIMIT - S.PADDING - 512  # room for the GUID and the toolkit's layout
+    moved = []
+    for _size, desc, item in candidates:
+        if len(ET.tostring(root)) <= target:
+            break
+        name = item if isinstance(item, str) else item.tag
+        if name.startswith(tuple("{" + ns for ns in _KEEP_NAMESPACES)):
+            continue
+        for old in [c for c in ext_desc if c.tag == name]:  # the standard value wins
+            ext_desc.remove(old)
+        ext_desc.attrib.pop(name, None)
+        if isinstance(item, str):
+            ext_desc.set(item, desc.attrib.pop(item))
+        else:
+            desc.remove(item)
+            ext_desc.append(item)
+        moved.append(name.rsplit("}", 1)[-1])
+    if len(ET.tostring(root)) > target:
+        raise MetadataError("the XMP is too large for a JPEG even with Extended XMP")
+    warnings.append(f"XMP too large for one JPEG segment: {', '.join(moved)} moved to Extended XMP")
+    new_extended = merge_packet(ET.tostring(ext_root), {})  # the toolkit checks and lays it out
+    body = _xml_body(new_extended)  # the extended packet carries no packet wrapper
+    guid = S.extended_guid(body)
+    new_standard = merge_packet(ET.tostring(root), {EXTENDED_KEY: guid})
+    return new_standard, body
 
 
 def _modify_sidecar(path: Path, xmp: dict[str, str | None]) -> None:
