@@ -212,8 +212,11 @@ def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], d
             try:
                 exif = _exiv2_read(path, with_exif=True)[1]
             except MetadataError as exc:
-                log.info(
-                    "%s: exiv2 cannot read the EXIF (%s); using photod's IFD0 reader", path, exc
+                # odd but readable (an IFD1 looping into the Exif IFD, ...): said, never fatal
+                log.warning(
+                    "%s: exiv2 refuses its EXIF (%s); photod reads and writes it without exiv2",
+                    path,
+                    exc,
                 )
             names = {v: k for k, v in S.RATING_TAGS.items()}
             names[S.ORIENTATION_TAG] = "Exif.Image.Orientation"
