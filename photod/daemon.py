@@ -229,7 +229,7 @@ class Daemon:
         self._run_id: int | None = None
         self.stats = {
             "scored": 0, "moved": 0, "copied": 0, "unchanged": 0, "missing": 0,
-            "error": 0, "skipped": 0,
+            "error": 0, "skipped": 0, "not_written": 0,
         }  # fmt: skip
 
     # ----------------------------------------------------------------- events
@@ -582,7 +582,11 @@ class Daemon:
 
     def _count(self, outcome: ProcessedPhoto) -> None:
         self.stats[outcome.action] = self.stats.get(outcome.action, 0) + 1
-        if outcome.action == "scored":
+        if outcome.write_error:  # scored and indexed, but the photo does not carry its rating
+            self.stats["not_written"] += 1
+            log.warning("rating NOT written (%s stars kept in the index): %s", outcome.stars,
+                        outcome.write_error)  # fmt: skip
+        elif outcome.action == "scored":
             kept = (
                 f" (rating not written: {outcome.write_skipped})" if outcome.write_skipped else ""
             )
@@ -602,11 +606,13 @@ class Daemon:
         with self._pending_lock:
             waiting = len(self._pending)
         log.info(
-            "summary: %d scored, %d moved/copied, %d errors, %d missing, %d skipped; "
+            "summary: %d scored, %d moved/copied, %d errors, %d ratings not written, %d missing, "
+            "%d skipped; "
             "%d waiting, %d queued; %.1f photos/s",
             self.stats["scored"],
             self.stats["moved"] + self.stats["copied"],
             self.stats["error"],
+            self.stats["not_written"],
             self.stats["missing"],
             self.stats["skipped"],
             waiting,

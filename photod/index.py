@@ -119,6 +119,14 @@ def m002_daemon(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_write_error(db: sqlite_utils.Database) -> None:
+    # A photo scored but whose rating could not be written stays `ok` (its score is real); why the
+    # write failed lives here, so it is reported, never mistaken for a written rating.
+    if "write_error" not in db["photos"].columns_dict:
+        db["photos"].add_column("write_error", str)
+
+
 def now_iso() -> str:
     """UTC now as ISO 8601 with seconds, the format of every timestamp in the index."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -10,7 +10,8 @@ For each path `process_paths` decides what work is needed, cheapest check first:
 
 Committing last makes the index the journal: after a crash at any moment a file has either its
 finished row or none, and one without a row is simply processed again (the metadata writer is
-atomic and idempotent). One bad file yields an `error` row and never stops the others.
+atomic and idempotent). One bad file yields an `error` row and never stops the others; a photo
+scored whose rating could not be written keeps an `ok` row with the reason in `write_error`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from photod.errors import (
     FileUnreadableError,
     FileVanishedError,
+    MetadataError,
     PhotodError,
 )
 from photod.index import (
@@ -74,6 +76,7 @@ class ProcessedPhoto:
     error_code: str | None = None
     written: list[str] = field(default_factory=list)
     write_skipped: str | None = None
+    write_error: str | None = None  # scored, but the rating could not be written
     moved_from: str | None = None
     suggestion: Any = None
 
@@ -90,8 +93,20 @@ class ProcessedPhoto:
             "error_code": self.error_code,
             "written": self.written,
             "write_skipped": self.write_skipped,
+            "write_error": self.write_error,
+            "write_status": self.write_status,
             "moved_from": self.moved_from,
         }
+
+    @property
+    def write_status(self) -> str | None:
+        """'written', 'skipped' (a reason in write_skipped), 'failed' (write_error), or None when
+        no write was attempted (write mode none, unchanged, errors)."""
+        if self.write_error:
+            return "failed"
+        if self.written:
+            return "written"
+        return "skipped" if self.write_skipped else None
 
 
 def file_hash(path: str) -> str:
@@ -388,6 +403,7 @@ def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
         row["model"],
         row["error"],
         row["error_code"],
+        write_error=row.get("write_error"),
     )
 
 
@@ -402,6 +418,8 @@ def _write_rating(
     if metadata.write_mode == "none":
         return None, {"user_rating": metadata.read_user_rating(path), "written_to": "[]"}
     outcome = metadata.write(path, score, stars, model, scored_at)
+    if not outcome.written and not outcome.skipped:  # never report "nothing" as success
+        raise MetadataError("the writer wrote nothing and gave no reason", path)
     return outcome, {
         "user_rating": outcome.user_rating,
         "written_to": json.dumps([os.path.basename(p) for p in outcome.written]),
@@ -445,8 +463,8 @@ def _adopt(
             )
         columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
     except PhotodError as exc:
-        return _store_write_error(path, st, digest, known, exc, db)
-    columns.update(status="ok", error=None, error_code=None)
+        return _store_write_error(path, st, digest, known, exc, db, action, known, moved)
+    columns.update(status="ok", error=None, error_code=None, write_error=None)
     if moved:
         move_photo(db, known["id"], path, columns)
         log.info("moved: %s -> %s (not re-scored)", known["path"], path)
@@ -475,17 +493,20 @@ def _store_write_error(
     scored: dict[str, Any],
     exc: PhotodError,
     db: sqlite_utils.Database,
+    action: str = "scored",
+    known: dict[str, Any] | None = None,
+    moved: bool = False,
 ) -> ProcessedPhoto:
-    """The score is known but the rating could not be written: an error row that keeps the score.
+    """The score is known but the rating could not be written: an `ok` row with the score and
+    the reason in `write_error` (the score is real; only the rating is missing).
 
     The row carries the file's stat, so the file is retried when it changes (or with a rescan),
     not in a loop. A file deleted while it was being scored is no error: it is just gone.
     """
     if not os.path.lexists(path):
         return _vanished(path, db)
-    message = (
-        f"rating not written: {exc.message_for(path) if isinstance(exc, PhotodError) else exc}"
-    )
+    # The caller reports it (the daemon's "rating NOT written" line, the command's write_status).
+    message = exc.message_for(path) if isinstance(exc, PhotodError) else str(exc)
     row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
     try:
         # A partial write may have changed the file: keep its current stat so that photod's own
@@ -498,20 +519,26 @@ def _store_write_error(
         path=path,
         content_hash=digest,
         original_hash=digest,
-        status="error",
-        error=message,
-        error_code=getattr(exc, "code", "metadata"),
+        status="ok",
+        error=None,
+        error_code=None,
+        write_error=message,
+        written_to=json.dumps([os.path.basename(p) for p in getattr(exc, "written", [])]),
     )
-    _error_row_or_log(db, row)
+    if moved and known is not None:
+        move_photo(db, known["id"], path, row)
+    else:
+        _error_row_or_log(db, row)
     return ProcessedPhoto(
         path,
-        "error",
-        "error",
+        action,
+        "ok",
         scored.get("score"),
         scored.get("stars"),
         model=scored.get("model"),
-        error=message,
-        error_code=row["error_code"],
+        written=list(getattr(exc, "written", []) or []),
+        write_error=message,
+        moved_from=known["path"] if moved and known is not None else None,
     )
 
 
@@ -580,7 +607,8 @@ def _record_scored(
         return _store_write_error(
             path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
         )
-    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
+    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None,
+           "write_error": None}  # fmt: skip
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)
     return ProcessedPhoto(

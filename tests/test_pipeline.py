@@ -56,7 +56,8 @@ def _pixels(path: Path) -> np.ndarray:
 def test_scores_rates_and_indexes_every_format(tmp_path: Path, model_scorer, db) -> None:
     folder = tmp_path / "import"
     folder.mkdir()
-    jpeg = photos.write_jpeg(folder / "cat.jpg", photos.real_photo("chelsea", 0.8))
+    # a camera JPEG with an (unrated) EXIF Rating: photod patches it in place
+    jpeg = photos.write_jpeg(folder / "cat.jpg", photos.real_photo("chelsea", 0.8), rating=0)
     png = folder / "coffee.png"
     Image.fromarray(photos.real_photo("coffee", 0.5)).save(png)
     heic = photos.write_heic(folder / "rocket.heic", photos.real_photo("rocket", 0.5))
@@ -214,7 +215,7 @@ def test_write_mode_none_only_scores_and_indexes(tmp_path: Path, model_scorer, d
     assert get_by_path(db, str(path))["content_hash"] == file_hash(str(path))
 
 
-def test_unwritable_photo_is_an_error_row_that_keeps_the_score(
+def test_unwritable_photo_keeps_its_score_and_records_the_write_failure(
     tmp_path: Path, model_scorer, db
 ) -> None:
     # A name so long that the writer's temp file (prefix + name) cannot exist: the write fails
@@ -222,9 +223,13 @@ def test_unwritable_photo_is_an_error_row_that_keeps_the_score(
     path = photos.write_jpeg(tmp_path / ("x" * 240 + ".jpg"), photos.real_photo("coffee", 0.4))
     before = path.read_bytes()
     result = next(iter(_run([path], model_scorer, db).values()))
-    assert result.action == "error" and result.error_code == "metadata"
+    # scored and indexed (status ok), and the missing rating said as such, never a plain ok
+    assert result.action == "scored" and result.status == "ok"
+    assert result.write_error and result.write_status == "failed"
+    assert result.to_dict()["write_status"] == "failed" and result.written == []
     row = get_by_path(db, str(path))
-    assert row["status"] == "error" and row["error_code"] == "metadata"
+    assert row["status"] == "ok" and row["error"] is None
+    assert "cannot" in row["write_error"]
     assert row["score"] is not None and row["stars"] is not None
     assert path.read_bytes() == before
     # Not retried in a loop: the same file is left alone until it changes.

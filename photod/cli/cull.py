@@ -182,7 +182,7 @@ def apply_marks(
     force: bool,
 ) -> list[dict[str, Any]]:
     """Write labels and/or ratings for ranked groups; one outcome dict per photo touched."""
-    from photod.errors import PhotodError
+    from photod.errors import MetadataError, PhotodError
     from photod.metadata import RatingInfo, write_label, write_rating
 
     outcomes = []
@@ -210,10 +210,14 @@ def apply_marks(
                     outcome = write_rating(photo["path"], info, force=force)
                     row["stars"] = stars
                     row["rating_written"] = outcome.written
+                    row["write_status"] = outcome.status
                     if outcome.skipped:
                         row["skipped"] = outcome.skipped
+                    elif not outcome.written:
+                        raise MetadataError("nothing was written", photo["path"])
             except PhotodError as exc:
                 row["error"] = str(exc)
+                row["write_status"] = "failed"
             outcomes.append(row)
     return outcomes
 
@@ -331,7 +335,9 @@ def cull(
             click.echo(f"error  {path}: {error}")
         for outcome in outcomes:
             if "error" in outcome:
-                click.echo(f"not marked  {outcome['path']}: {outcome['error']}")
+                click.echo(f"NOT marked  {outcome['path']}: {outcome['error']}")
+            elif outcome.get("skipped"):
+                click.echo(f"kept  {outcome['path']}: {outcome['skipped']}")
         kinds: dict[str, int] = {}
         for group in groups:
             kinds[group["kind"]] = kinds.get(group["kind"], 0) + 1
@@ -342,7 +348,10 @@ def cull(
         )
         if apply:
             written = sum(1 for o in outcomes if o.get("label_written") or o.get("rating_written"))
-            click.echo(f"marked {written} photos ({mark})")
+            failed = sum(1 for o in outcomes if "error" in o)
+            click.echo(
+                f"marked {written} photos ({mark})" + (f", {failed} NOT marked" if failed else "")
+            )
     if analysed.errors or any("error" in o for o in outcomes):
         sys.exit(1)
 

@@ -91,8 +91,11 @@ def score(
     Plain `photod score` only prints; `--write` also records the rating where Lightroom,
     darktable and file browsers read it (see `photod rating`).
 
-    Exit status: 0 when every file was scored (and written), 1 when any failed (the rest are
-    still done), 2 for usage errors (a path that does not exist, a folder without photos).
+    Exit status: 0 when every file was scored (and, with --write, its rating written or
+    deliberately kept), 1 when any failed, a rating write included (the rest are still done), 2
+    for usage errors (a path that does not exist, a folder without photos). With --json each
+    row's `write_status` is written, skipped (reason in metadata.skipped) or failed
+    (metadata.error).
     """
     from photod.scoring import iter_photo_paths
 
@@ -125,7 +128,8 @@ def score(
             note = ""
             if writer is not None and result.status == "ok":
                 row["metadata"] = writer.write(result)
-                failures += row["metadata"]["error"] is not None
+                row["write_status"] = row["metadata"]["status"]
+                failures += row["write_status"] == "failed"
                 note = writer.describe(row["metadata"])
             if as_json:
                 echo_above(bar, json.dumps(row, ensure_ascii=False, default=str))
@@ -180,15 +184,19 @@ class _RatingWriter:
             )
         except PhotodError as exc:
             return {"path": result.path, "written": getattr(exc, "written", []),
-                    "skipped": None, "user_rating": None, "error": str(exc)}  # fmt: skip
-        return {**outcome.to_dict(), "error": None}
+                    "skipped": None, "user_rating": None, "warnings": [], "error": str(exc),
+                    "status": "failed"}  # fmt: skip
+        meta = {**outcome.to_dict(), "error": None}
+        if meta["status"] == "not_written":  # nothing written and no reason: a failure
+            meta.update(status="failed", error="nothing was written")
+        return meta
 
     @staticmethod
     def describe(meta: dict[str, Any]) -> str:
         import os
 
         if meta["error"]:
-            return f"  (not written: {meta['error']})"
+            return f"  (rating NOT written: {meta['error']})"
         if meta["skipped"]:
             return f"  (not written: {meta['skipped']})"
         return "  -> " + ", ".join(os.path.basename(p) for p in meta["written"])

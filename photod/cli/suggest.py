@@ -130,7 +130,8 @@ def suggest(
     """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
 
     Every candidate is scored by the aesthetic model; a suggestion is made only when the best
-    variant beats the original by the margin. Exit status 1 when any photo failed.
+    variant beats the original by the margin. Exit status 1 when any photo failed, a failed
+    --write-xmp included (its suggestion is still printed, with `xmp.status` "failed").
     """
     from photod.enhancers import list_enhancers, resolve_enhancers
 
@@ -188,6 +189,7 @@ def _suggest_one(
     from photod.errors import PhotodError
     from photod.suggest import suggest_photo
 
+    failed = 0
     try:
         suggestion = suggest_photo(path, scorer, names, margin, preset)
         data = suggestion.to_dict()
@@ -198,8 +200,14 @@ def _suggest_one(
         if write_xmp:
             from photod.metadata.develop import write_develop
 
-            outcome = write_develop(path, suggestion, force=force)
-            data["xmp"] = outcome.to_dict()
+            try:
+                outcome = write_develop(path, suggestion, force=force)
+                data["xmp"] = {**outcome.to_dict(), "error": None}
+                data["xmp"]["status"] = "written" if outcome.written else "skipped"
+            except PhotodError as exc:  # the suggestion stands; only its XMP is missing
+                failed = 1
+                data["xmp"] = {"path": str(path), "written": [], "skipped": None,
+                               "error": str(exc), "status": "failed"}  # fmt: skip
         if db is not None:
             from photod.suggest_store import save_suggestion
 
@@ -223,9 +231,12 @@ def _suggest_one(
                 click.echo(f"  rendered to {data['rendered']}")
             if data.get("xmp"):
                 xmp = data["xmp"]
-                where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
-                click.echo(f"  XMP: {where}")
-    return 0
+                if xmp["error"]:
+                    click.echo(f"  XMP NOT written: {xmp['error']}")
+                else:
+                    where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
+                    click.echo(f"  XMP: {where}")
+    return failed
 
 
 @click.command()

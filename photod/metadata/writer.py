@@ -3,9 +3,11 @@ user and without ever damaging a photo.
 
 Where a rating goes, per format (`mode="auto"`):
 
-- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these) plus EXIF
-  Rating/RatingPercent (Windows; not PNG). A darktable sidecar `NAME.EXT.xmp` that already exists
-  is updated too, because darktable prefers it over the embedded XMP.
+- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these), written surgically
+  (surgical.py: no other byte of EXIF, maker notes or image data changes), plus EXIF
+  Rating/RatingPercent patched in place where the photo already has them (never added: see
+  surgical.py for why). A darktable sidecar `NAME.EXT.xmp` that already exists is updated too,
+  because darktable prefers it over the embedded XMP.
 - Camera RAW and HEIC: the file is never modified; sidecars `NAME.EXT.xmp` (darktable) and
   `NAME.xmp` (Lightroom) are created or merged.
 
@@ -123,11 +125,19 @@ def _find_user_rating(path: Path, targets: list[Location]) -> int | None:
     return None
 
 
-def _write(loc: Location, xmp: dict[str, str | None], exif: dict[str, str] | None) -> bool:
-    """Write one location atomically; False when a new sidecar lost a race to another writer."""
+def _write(
+    loc: Location,
+    xmp: dict[str, str | None],
+    exif: dict[str, str] | None,
+    warnings: list[str] | None = None,
+) -> bool:
+    """Write one location atomically; False when a new sidecar lost a race to another writer.
+    Warnings met (odd but readable metadata) are appended to `warnings`; they never block."""
 
     def change(tmp: Path) -> None:
-        X.modify(tmp, xmp, exif)
+        met = X.modify(tmp, xmp, exif)
+        if warnings is not None:
+            warnings.extend(met)
 
     try:
         if loc.sidecar and not loc.exists:
@@ -151,9 +161,9 @@ def _write_all(
     for loc in targets:
         exif_here = exif if (not loc.sidecar and X.carries_exif(path)) else None
         try:
-            done = _write(loc, xmp, exif_here)
+            done = _write(loc, xmp, exif_here, outcome.warnings)
             if not done:  # someone created the sidecar a moment ago: merge into theirs
-                done = _write(Location(loc.name, loc.path, True), xmp, None)
+                done = _write(Location(loc.name, loc.path, True), xmp, None, outcome.warnings)
         except MetadataError as exc:
             exc.written = list(outcome.written)  # type: ignore[attr-defined]
             if outcome.written:
