@@ -324,7 +324,9 @@ def test_train_from_ratings_end_to_end(base_model, rated_folder, tmp_path: Path)
     assert scored.exit_code == 0, scored.output
     row = json.loads(scored.output.strip().splitlines()[-1])
     assert row["model"] == card["version"]
-    assert row["score"] == pytest.approx(float(personal_scores[0]), abs=1e-3)
+    named = next(Scorer("personal", device="cpu").score_paths([shot]))
+    assert row["score"] == pytest.approx(named.score, abs=1e-3)
+    assert abs(row["score"] - next(base_net.score_paths([shot])).score) > 1e-3
 
     # `photod models` shows both figures and the number of ratings.
     listed = runner.invoke(cli, ["models", "--json"])
