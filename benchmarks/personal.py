@@ -3,6 +3,7 @@
     python -m benchmarks personal                      # all tastes, 50/100/200/500 ratings, 5 seeds
     python -m benchmarks personal -- --seeds 2 --sizes 50,200
     python -m benchmarks.personal --cache-only         # only extract and cache the features
+    python -m benchmarks personal -- --timing 500      # seconds to train on 500 rated photos
 
 Photos: PARA images of `../shared/data/para-train` from the *validation* sessions only (the
 session-hash split of `photod.training.datasets`; the shipped models never trained on them), at
@@ -296,6 +297,55 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def timing(workdir: Path, photos: int, size: tuple[int, int], base: str | None) -> dict[str, Any]:
+    """Seconds for `train_personal` on `photos` camera-sized JPEGs rated in darktable sidecars,
+    beside `photod score` of the same files in the same process (the machine's load hits both)."""
+    import shutil
+    import subprocess
+
+    from benchmarks import inputs
+    from photod.scoring import Scorer
+    from photod.training.personal import train_personal
+
+    folder = workdir / f"personal-timing-{photos}-{size[0]}x{size[1]}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    jpegs = inputs.make_jpeg_set(size)
+    blank = folder / ".blank.jpg"
+    blank.write_bytes(jpegs.data(0))
+    templates = {}
+    for stars in range(1, 6):
+        templates[stars] = folder / f".rating-{stars}.xmp"
+        subprocess.run(
+            ["exiftool", "-q", f"-XMP-xmp:Rating={stars}", "-o", str(templates[stars]), str(blank)],
+            check=True,
+        )
+    paths = []
+    for i in range(photos):
+        path = jpegs.write(i, folder)
+        shutil.copy(templates[1 + (i % len(jpegs.encoded)) % 5], path.with_name(path.name + ".xmp"))
+        paths.append(path)
+    started = time.perf_counter()
+    scored = sum(r.status == "ok" for r in Scorer(base, device="cpu").score_paths(paths))
+    score_s = time.perf_counter() - started
+    started = time.perf_counter()
+    report = train_personal(folder, base=base, device="cpu", out_dir=workdir / "personal-out")
+    train_s = time.perf_counter() - started
+    shutil.rmtree(folder, ignore_errors=True)
+    import os
+
+    return {
+        "photos": photos,
+        "size": list(size),
+        "scored": scored,
+        "ratings": report["n_ratings"],
+        "score_seconds": round(score_s, 1),
+        "train_seconds": round(train_s, 1),
+        "ratio": round(train_s / score_s, 2),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks personal", description=__doc__)
     p.add_argument("--base", default=None, help="base model (default: photod's default)")
@@ -306,9 +356,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cache-only", action="store_true")
+    p.add_argument(
+        "--timing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: time `photod train --from-ratings` on N rated camera-sized JPEGs",
+    )
+    p.add_argument("--size", default="3000x2000", help="--timing: JPEG size WxH")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/photod-bench"))
     p.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.timing:
+        w, h = (int(v) for v in args.size.split("x"))
+        result = timing(args.workdir, args.timing, (w, h), args.base)
+        print(
+            f"train --from-ratings on {result['ratings']} rated {w}x{h} JPEGs: "
+            f"{result['train_seconds']} s; photod score of the same files: "
+            f"{result['score_seconds']} s (x{result['ratio']}); load {result['load_average']}"
+        )
+        return 0
     if args.cache_only:
         pool = load_pool(args.base, args.limit)
         print(f"cached {len(pool['names'])} photos")
