@@ -1,7 +1,7 @@
 """Personal models' heads: the base head plus a correction learned from the user's ratings.
 
 `photod train --from-ratings` (training/personal.py) fits the correction, a linear function of
-the base model's own MLSP features stored as a one-unit head under `heads.<name>.*`;
+the base model's own MLSP features, stored as a `LinearHead` under `heads.<name>.*`;
 `models.zoo.build_personal` builds the base model and swaps in `CorrectedHead`.
 """
 
@@ -30,18 +30,17 @@ class CorrectedHead(nn.Module):
 
 
 def load_personal_head(path: Path, name: str) -> Any:
-    """The correction head stored as `heads.<name>.*` (an AestheticHead state dict)."""
+    """The correction head stored as `heads.<name>.*` (any head architecture the multi-head
+    layout knows: linear or MLP)."""
     from safetensors.torch import load_file
 
     from photod.errors import ModelError
-    from photod.models.aesthetic import AestheticHead
+    from photod.models.aesthetic import head_from_state, split_state
 
-    prefix = f"heads.{name}."
-    state = {k[len(prefix) :]: v.float() for k, v in load_file(str(path)).items()}
-    state = {k: v for k, v in state.items() if not k.startswith("heads.")}
-    if "mlp.0.weight" not in state:
-        raise ModelError(f"{path} holds no head {name!r}")
-    hidden, in_dim = state["mlp.0.weight"].shape
-    head = AestheticHead(in_dim=in_dim, hidden=hidden)
-    head.load_state_dict(state, strict=True)
+    _, _, extra = split_state(load_file(str(path)))
+    if name not in extra:
+        raise ModelError(f"{path} holds no head {name!r} (heads: {', '.join(extra) or 'none'})")
+    tensors = {k: v.float() for k, v in extra[name].items()}
+    head = head_from_state(tensors)
+    head.load_state_dict(tensors, strict=True)
     return head.eval()

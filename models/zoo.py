@@ -75,7 +75,10 @@ def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
     if not hasattr(net, "head"):
         raise ModelError(f"{spec.name}: base {base.name} has no MLSP head to correct")
     if "head" in spec.card:
-        net.head = CorrectedHead(net.head, load_personal_head(spec.weights, spec.card["head"]))
+        correction = load_personal_head(spec.weights, spec.card["head"])
+        net.head = CorrectedHead(net.head, correction)
+        if hasattr(net, "heads"):
+            net.heads[spec.card["head"]] = correction  # the card lists it among the heads
     else:
         load_weights(net, spec.weights)  # earlier layout: the whole head, trained on the ratings
     net = net.eval().to(device).to(memory_format=torch.channels_last)

@@ -35,8 +35,8 @@
    model's scale (its mean over the user's photos is kept), so a star means what it meant with
    the shipped model; the photos are reordered, not re-spread.
 
-The saved file holds only the correction, as a one-unit linear head in the ordinary head layout
-(`heads.<name>.*`, `models/aesthetic.py`), and its card names the base model.
+The saved file holds only the correction, a `LinearHead` stored as `heads.<name>.*` (the multi-head
+layout of `models/aesthetic.py`); its card names the base model and lists the head.
 """
 
 from __future__ import annotations
@@ -488,18 +488,25 @@ def _fit_personal(
 # --- The command ----------------------------------------------------------------------------------
 
 
-def correction_state(fit: PersonalFit, name: str) -> dict[str, Any]:
-    """The correction as a one-unit linear head (models/aesthetic.py layout) under heads.<name>."""
-    from photod.training.train_linear import linear_head
+def correction_head(fit: PersonalFit) -> Any:
+    """The correction as a `LinearHead` over the base model's MLSP features (exact, fp32)."""
+    import torch
 
-    lift = 8.0  # GELU's identity range starts near 7: corrections of a few points stay exact
-    head = linear_head(
-        fit.mean.astype(np.float32),
-        fit.std.astype(np.float32),
-        fit.weight.astype(np.float32),
-        float(fit.intercept),
-        lift,
-    )
+    from photod.models.aesthetic import LinearHead
+
+    head = LinearHead(in_dim=len(fit.weight))
+    with torch.no_grad():
+        head.feature_mean.copy_(torch.from_numpy(fit.mean.astype(np.float32)))
+        head.feature_std.copy_(torch.from_numpy(fit.std.astype(np.float32)))
+        head.linear.weight.copy_(torch.from_numpy(fit.weight.astype(np.float32))[None, :])
+        head.linear.bias.fill_(float(fit.intercept))
+    return head.eval()
+
+
+def correction_state(fit: PersonalFit, name: str) -> dict[str, Any]:
+    """The personal file's tensors: only the correction head, as `heads.<name>.*` (the multi-head
+    layout of models/aesthetic.py), in fp32 (it is 2,848 numbers)."""
+    head = correction_head(fit)
     return {f"heads.{name}.{k}": v.detach().contiguous() for k, v in head.state_dict().items()}
 
 
@@ -597,7 +604,13 @@ def train_personal(
         "base": base,
         "base_version": base_spec.version,
         "head": name,
-        "combine": "base score + heads.<head> (a linear correction on the base model's features)",
+        "heads": {
+            name: {
+                "kind": "linear",
+                "role": "personal correction: the rating is the base model's rating + this head",
+                "metrics": {"srcc": report["srcc"], "base_srcc": report["base_srcc"]},
+            }
+        },
         "trained_at": now.isoformat(timespec="seconds"),
         "source": str(Path(folder).resolve()),
         "n_ratings": len(samples),
