@@ -328,6 +328,25 @@ def test_train_from_ratings_end_to_end(base_model, rated_folder, tmp_path: Path)
     assert row["score"] == pytest.approx(named.score, abs=1e-3)
     assert abs(row["score"] - next(base_net.score_paths([shot])).score) > 1e-3
 
+    # So does the daemon (`photod watch`), run in this process so the test base model exists.
+    watched = tmp_path / "import"
+    watched.mkdir()
+    photos.write_jpeg(watched / "arrived.jpg", pixels[1])
+    caught = runner.invoke(
+        cli,
+        ["watch", str(watched), "--once", "--json", "--settle-seconds", "0.2", "--no-suggest",
+         "--no-group", "--db", str(tmp_path / "index.db"), "--device", "cpu"],
+    )  # fmt: skip
+    assert caught.exit_code == 0, caught.output
+    from photod.index import open_index
+
+    db = open_index(tmp_path / "index.db")
+    rows = list(db.query("SELECT model, score FROM photos"))
+    db.close()
+    assert [r["model"] for r in rows] == [card["version"]]
+    named_watch = next(Scorer("personal", device="cpu").score_paths([watched / "arrived.jpg"]))
+    assert rows[0]["score"] == pytest.approx(named_watch.score, abs=1e-3)
+
     # `photod models` shows both figures and the number of ratings.
     listed = runner.invoke(cli, ["models", "--json"])
     rows = {r["name"]: r for r in map(json.loads, listed.output.splitlines())}
