@@ -6,8 +6,8 @@ Third-party models come from the `photod.models` entry-point group, read only wh
 found among the built-in ones. Each spec carries its metadata (version, metrics, star thresholds)
 without building anything, so `photod models` stays fast and torch-free.
 
-Personal models (heads fine-tuned on the user's own star ratings, `photod train --from-ratings`)
-live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
+Personal models (a shipped model + a correction learned from the user's own star ratings,
+`photod train --from-ratings`) live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
 they are user data that changes while photod runs. `active_model_name()` is the model photod uses
 when none is named: the one chosen with `photod models --use` (or by a personal training run that
 beat the shipped model), else the shipped default.

@@ -266,6 +266,38 @@ def test_the_stored_head_computes_the_fitted_correction(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, result.correction(features), atol=2e-4)
 
 
+def test_simulated_photographers_rate_like_photographers() -> None:
+    """The benchmark's tastes: photod's star shares, the crowd's stars follow the human mean, a
+    content taste moves the liked cluster up, and the benchmark's fit reports what it measured."""
+    from benchmarks import personal as bench
+
+    features, base, _, _ = synthetic(600, taste=0.0)
+    rng = np.random.default_rng(3)
+    pool = {
+        "crowd": base + 0.1 * rng.normal(size=600),
+        "luminance": rng.uniform(size=600),
+        "saliency": rng.uniform(size=600),
+        "colourfulness": rng.uniform(size=600),
+        "features": features,
+        "base": base,
+        "sessions": np.array([f"s{i % 20}" for i in range(600)]),
+        "mean": features.mean(0),
+        "std": features.std(0),
+    }
+    labels = (features[:, 0] > np.quantile(features[:, 0], 0.85)).astype(int)
+    clusters = (labels, 1, 0)
+    crowd = bench.taste("crowd", pool, clusters, rng)
+    shares = np.bincount(crowd, minlength=6)[1:] / 600
+    np.testing.assert_allclose(shares, [0.10, 0.20, 0.35, 0.25, 0.10], atol=0.01)
+    content = bench.taste("content", pool, clusters, np.random.default_rng(0))
+    assert content[labels == 1].mean() > crowd[labels == 1].mean() + 0.5
+    for name in ("dark", "close", "mono"):
+        assert 0.3 < np.corrcoef(bench.taste(name, pool, clusters, rng), crowd)[0, 1] < 0.99
+    result = bench.run_one(pool, content, 100, seed=0, folds=5, repeats=1)
+    assert set(result) == {"shipped", "personal", "used", "active", "cv_gain", "seconds"}
+    assert result["used"] == (result["personal"] if result["active"] else result["shipped"])
+
+
 # --- End to end: `photod train --from-ratings` on real photos ------------------------------------
 
 

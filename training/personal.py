@@ -376,7 +376,7 @@ def cross_validate(
 def decide(cv: dict[str, Any], min_gain: float = MIN_GAIN) -> tuple[bool, str]:
     """Whether the personal model wins clearly, and why (or why not)."""
     low = cv["gain"] - Z_ONE_SIDED_95 * cv["gain_se"]
-    shown = f"gain {cv['gain']:+.3f} +- {cv['gain_se']:.3f}"
+    shown = f"gain {cv['gain']:+.3f} ± {cv['gain_se']:.3f}"
     if cv["gain"] < min_gain:
         return False, f"{shown}: below the required {min_gain:+.3f}"
     if low <= 0:
