@@ -7,10 +7,11 @@ found among the built-in ones. Each spec carries its metadata (version, metrics,
 without building anything, so `photod models` stays fast and torch-free.
 
 Personal models (a shipped model + a correction learned from the user's own star ratings,
-`photod train --from-ratings`) live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
-they are user data that changes while photod runs. `active_model_name()` is the model photod uses
-when none is named: the one chosen with `photod models --use` (or by a personal training run that
-beat the shipped model), else the shipped default.
+`photod train --from-ratings`) live in `photod.paths.personal_models_dir()`; they are re-read
+from there on every lookup, since they are user data that changes while photod runs.
+`active_model_name()` is the model photod uses when none is named: the one chosen with `photod
+models --use` (or by a personal training run that beat the shipped model), else the shipped
+default.
 """
 
 from __future__ import annotations
