@@ -38,6 +38,7 @@ def models(use: str | None, as_json: bool) -> None:
             "available": spec.available,
             "description": spec.description,
             "metrics": spec.card.get("metrics", {}),
+            "heads": list(spec.heads),
         }
         if as_json:
             emit_json(row)
@@ -46,8 +47,10 @@ def models(use: str | None, as_json: bool) -> None:
             metrics = ", ".join(f"{k}={v}" for k, v in shown.items())
             mark = "*" if row["active"] else " "
             missing = "" if spec.available else "  (weights missing)"
+            extra = [h for h in row["heads"] if h != "rating"]
+            heads = f"  heads: rating, {', '.join(extra)}" if extra else ""
             click.echo(
-                f"{mark} {spec.name}  {spec.version}  {metrics or spec.description}{missing}"
+                f"{mark} {spec.name}  {spec.version}  {metrics or spec.description}{heads}{missing}"
             )
 
 
