@@ -38,6 +38,7 @@ def models(use: str | None, as_json: bool) -> None:
             "available": spec.available,
             "description": spec.description,
             "metrics": spec.card.get("metrics", {}),
+            "heads": list(spec.heads),
         }
         if spec.card.get("base"):
             row["personal"] = personal_summary(spec.card)
@@ -51,7 +52,10 @@ def models(use: str | None, as_json: bool) -> None:
         else:
             metrics = {k: v for k, v in row["metrics"].items() if not k.endswith("_n")}
             shown = ", ".join(f"{k}={v}" for k, v in metrics.items()) or spec.description
-        click.echo(f"{mark} {spec.name}  {spec.version}  {shown}{missing}")
+        # A personal model's own head is part of its rating, not an extra output.
+        extra = [h for h in row["heads"] if h not in ("rating", spec.card.get("head"))]
+        heads = f"  heads: rating, {', '.join(extra)}" if extra else ""
+        click.echo(f"{mark} {spec.name}  {spec.version}  {shown}{heads}{missing}")
 
 
 def personal_summary(card: dict) -> dict:
