@@ -316,7 +316,10 @@ def test_train_from_ratings_end_to_end(base_model, rated_folder, tmp_path: Path)
         cli, ["train", "--from-ratings", str(rated_folder), "--base", base_model, "--json"]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report = json.loads(
+        result.output.strip().splitlines()[-1],
+        parse_constant=lambda c: pytest.fail(f"not JSON: {c}"),
+    )
     assert report["n_ratings"] == 24
     assert report["ratings"] == {"1": 6, "2": 6, "4": 6, "5": 6}
     assert report["grouped_by"] == "shot"  # two shoots are too few to hold out whole shoots
@@ -327,7 +330,8 @@ def test_train_from_ratings_end_to_end(base_model, rated_folder, tmp_path: Path)
 
     weights = personal_models_dir() / "personal.safetensors"
     assert all(k.startswith("heads.personal.") for k in load_file(str(weights)))  # no backbone
-    card = json.loads(weights.with_suffix(".json").read_text())
+    strict = {"parse_constant": lambda c: pytest.fail(f"not JSON: {c}")}  # no NaN / Infinity
+    card = json.loads(weights.with_suffix(".json").read_text(), **strict)
     assert card["base"] == base_model and card["head"] == "personal"
     assert card["metrics"]["n_ratings"] == 24
     assert card["star_thresholds"] == get_model_spec(base_model).card["star_thresholds"]

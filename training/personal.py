@@ -297,7 +297,9 @@ def choose_alpha(
         return NO_CORRECTION, {}
     scores = {a: correct[a] / total for a in candidates}
     best = max(candidates, key=lambda a: scores[a])  # first maximum: the strongest shrinkage
-    return best, {str(a): round(s, 4) for a, s in scores.items()}
+    return best, {
+        ("none" if a == NO_CORRECTION else str(a)): round(s, 4) for a, s in scores.items()
+    }
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -588,7 +590,7 @@ def train_personal(
         "srcc_se": round(cv["srcc_se"], 4),
         "gain": round(cv["gain"], 4),
         "gain_se": round(cv["gain_se"], 4),
-        "alpha": fit.alpha,
+        "alpha": fit.alpha if math.isfinite(fit.alpha) else None,  # None: no correction
         "beats_base": active_ok,
         "decision": why,
     }
@@ -618,7 +620,7 @@ def train_personal(
         "selection": {
             "method": f"repeated grouped k-fold ({cv['folds']} folds x {cv['repeats']}, whole "
             f"{grouped_by}s held out), ridge strength chosen inside each fold",
-            "alpha": fit.alpha,
+            "alpha": fit.alpha if math.isfinite(fit.alpha) else None,  # None: no correction
             "inner_concordance": fit.inner,
             "min_gain": min_gain,
             "decision": why,
