@@ -6,11 +6,12 @@ Third-party models come from the `photod.models` entry-point group, read only wh
 found among the built-in ones. Each spec carries its metadata (version, metrics, star thresholds)
 without building anything, so `photod models` stays fast and torch-free.
 
-Personal models (heads fine-tuned on the user's own star ratings, `photod train --from-ratings`)
-live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
-they are user data that changes while photod runs. `active_model_name()` is the model photod uses
-when none is named: the one chosen with `photod models --use` (or by a personal training run that
-beat the shipped model), else the shipped default.
+Personal models (a shipped model + a correction learned from the user's own star ratings,
+`photod train --from-ratings`) live in `photod.paths.personal_models_dir()`; they are re-read
+from there on every lookup, since they are user data that changes while photod runs.
+`active_model_name()` is the model photod uses when none is named: the one chosen with `photod
+models --use` (or by a personal training run that beat the shipped model), else the shipped
+default.
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ class ModelSpec:
         if digest:
             parts.append(f"sha256:{digest}")
         return " ".join(parts) or "unversioned"
+
+    @property
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """The card's heads ({name: {"kind", "metrics", ...}}); "rating" is always among them."""
+        heads = dict(self.card.get("heads") or {})
+        base = self.card.get("base")
+        if base and base != self.name:  # a personal head over a base model keeps its extra heads
+            try:
+                inherited = get_model_spec(str(base)).heads
+            except ModelError:
+                inherited = {}
+            heads = {**{k: v for k, v in inherited.items() if k != "rating"}, **heads}
+        rating = heads.pop("rating", None) or {
+            "kind": "mlp",
+            "metrics": dict(self.card.get("metrics", {})),
+        }
+        return {"rating": rating, **heads}
 
     @property
     def available(self) -> bool:
