@@ -24,7 +24,6 @@ KNOWN_CYCLES = [
         "photod.models.registry",
         "photod.models.zoo",
     ],
-    ["photod.training.finetune", "photod.training.report"],
 ]
 
 
