@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,8 +289,10 @@ def _exif_summary(im: Image.Image) -> dict[str, Any]:
         elif not isinstance(value, int):
             try:
                 value = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, ZeroDivisionError):
                 continue
+            if not math.isfinite(value):
+                continue  # manual lenses write ExposureTime/FNumber as 0/0: "unknown", not NaN
         values[name] = value
     if not isinstance(values.get("orientation"), int) or not 1 <= values["orientation"] <= 8:
         values["orientation"] = 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import time
@@ -115,7 +116,9 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
 
     def number(key: str) -> float | None:
         value = exif.get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
 
     iso = exif.get("iso")
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -253,12 +254,25 @@ class Scorer:
         if decoded:
             scores, embeddings = self.score_pixels([image.pixels for _, image in decoded])
             for (result, _), score, embedding in zip(decoded, scores, embeddings, strict=True):
-                result.score = float(score)
-                result.stars = self.star_mapping.stars(result.score)
-                result.embedding = embedding
+                self._set_score(result, float(score), embedding)
         if progress:
             progress(len(results))
         yield from results
+
+    def _set_score(self, result: ScoreResult, score: float, embedding: Any) -> None:
+        """Store a model output; a NaN or infinite one is an error, never a score or stars."""
+        if not math.isfinite(score) or (
+            embedding is not None and not np.isfinite(np.asarray(embedding)).all()
+        ):
+            result.score = result.stars = result.embedding = None
+            self._fail(
+                result, ModelError(f"the model gave a non-finite score ({score})", result.path)
+            )
+            return
+        result.status, result.error, result.error_code = "ok", None, None
+        result.score = score
+        result.stars = self.star_mapping.stars(score)
+        result.embedding = embedding
 
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:

@@ -116,7 +116,20 @@ class PhotodJSONResponse(JSONResponse):
     """JSON that tolerates the odd EXIF value (dates, rationals) by writing it as a string."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, default=str, allow_nan=False).encode()
+        # NaN/inf (an odd EXIF rational, a broken model output) become null, never a bare 500.
+        return json.dumps(
+            _finite(content), ensure_ascii=False, default=str, allow_nan=False
+        ).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass
