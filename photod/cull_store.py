@@ -269,7 +269,9 @@ def _regroup(
     stamp = _now()
     old_ids = {row["group_id"] for row in rows if row.get("group_id")}
     paths = [row["path"] for row in rows]
-    with db.atomic():
+    from photod.index import write_transaction
+
+    with write_transaction(db):
         if wipe_all:
             # Also drops groups of photos since gone missing or failed.
             db.execute("UPDATE photos SET group_id = NULL WHERE group_id IS NOT NULL")

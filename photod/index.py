@@ -12,10 +12,11 @@ their own migration sets after calling `open_index`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,35 @@ def find_by_hash(db: sqlite_utils.Database, content_hash: str) -> list[dict[str,
     )
 
 
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A transaction that takes the write lock at its start (`BEGIN IMMEDIATE`).
+
+    A deferred transaction that reads first and then writes cannot wait for another writer: in WAL
+    mode SQLite fails it at once with "database is locked" (its read snapshot went stale), busy
+    timeout or not. Taking the lock up front makes it wait its turn instead. Nested inside an open
+    transaction it is a savepoint of that one.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+
+
 def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     """Insert or update the row for `row['path']` (one transaction, committed on return)."""
     row = dict(row)
@@ -309,7 +339,7 @@ def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     path = row["path"]
     row.setdefault("folder", os.path.dirname(path))
     row.setdefault("filename", os.path.basename(path))
-    with db.atomic():
+    with write_transaction(db):
         existing = list(db.query("SELECT id, added_at FROM photos WHERE path = ?", [path]))
         if existing:
             row.pop("added_at", None)
@@ -321,7 +351,7 @@ def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
 
 def move_photo(db: sqlite_utils.Database, row_id: int, new_path: str, updates: dict) -> None:
     """Point an existing row at the file's new path (a rename or move); one transaction."""
-    with db.atomic():
+    with write_transaction(db):
         # A stale row at the destination (an older file that was replaced) gives way.
         db.execute("DELETE FROM photos WHERE path = ? AND id != ?", [new_path, row_id])
         values = {
@@ -338,7 +368,7 @@ def mark_missing(db: sqlite_utils.Database, paths: Iterable[str]) -> int:
     """Mark the rows of these paths `missing` (their files are gone); returns how many changed."""
     changed = 0
     stamp = now_iso()
-    with db.atomic():
+    with write_transaction(db):
         for path in paths:
             cursor = db.execute(
                 "UPDATE photos SET status = 'missing', updated_at = ? "
