@@ -185,6 +185,8 @@ class Daemon:
         quiet_seconds: float = 5.0,
         queue_size: int = 512,
         summary_interval: float = 60.0,
+        retry_seconds: float = 30.0,
+        rescan_interval: float = 600.0,
         once: bool = False,
         on_result: Callable[[ProcessedPhoto], None] | None = None,
     ) -> None:
@@ -212,6 +214,10 @@ class Daemon:
         # With polling no close event ever comes: quiet must outlast a poll interval.
         self.quiet_seconds = max(quiet_seconds, 2 * poll_interval if polling else 0)
         self.summary_interval = summary_interval
+        # A failed rating write is tried again after retry_seconds, doubling up to an hour.
+        self.retry_seconds = retry_seconds
+        self.rescan_interval = rescan_interval
+        self._retries: dict[str, tuple[int, float]] = {}  # path -> (failed attempts, due)
         self.once = once
         self.on_result = on_result
         self.batch_size = max(1, scorer.batch_size)
@@ -228,7 +234,7 @@ class Daemon:
         self._db: sqlite_utils.Database | None = None
         self._run_id: int | None = None
         self.stats = {
-            "scored": 0, "moved": 0, "copied": 0, "unchanged": 0, "missing": 0,
+            "scored": 0, "moved": 0, "copied": 0, "retried": 0, "unchanged": 0, "missing": 0,
             "error": 0, "skipped": 0,
         }  # fmt: skip
 
@@ -438,12 +444,17 @@ class Daemon:
     def _indexed_stats(self, folder: str) -> dict[str, tuple[int, int]]:
         assert self._db is not None
         prefix = folder.rstrip(os.sep) + os.sep
+        from photod.pipeline import write_pending
+
         rows = self._db.query(
-            "SELECT path, size, mtime_ns FROM photos "
+            "SELECT path, size, mtime_ns, status, score, error_code FROM photos "
             "WHERE status != 'missing' AND substr(path, 1, ?) = ?",
             [len(prefix), prefix],
         )
-        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+        # A photo whose rating write failed is queued again, like a new one.
+        return {
+            row["path"]: (row["size"], row["mtime_ns"]) for row in rows if not write_pending(row)
+        }
 
     def _walk(self, folder: str) -> Iterable[str]:
         from photod.metadata import TEMP_PREFIX
@@ -503,7 +514,7 @@ class Daemon:
                 ):
                     self._count(outcome)
                     if (
-                        outcome.action in ("scored", "moved", "copied")
+                        outcome.action in ("scored", "moved", "copied", "retried")
                         and outcome.score is not None
                     ):
                         indexed.append(outcome.path)
@@ -575,12 +586,34 @@ class Daemon:
             if count:
                 log.info("folder %s is gone: %d photos marked missing", folder, count)
         now = time.monotonic()
+        for path, (_attempts, due) in list(self._retries.items()):
+            if due <= now:
+                self.note(path, "closed")
         for folder, due in list(self._temp_rechecks.items()):
             if due <= now:
                 del self._temp_rechecks[folder]
                 self._clean_temp(folder)
 
+    def _schedule_retry(self, outcome: ProcessedPhoto) -> None:
+        """Back-off for a failed rating write (the score is known: only the write is retried)."""
+        from photod.index import PERMANENT_WRITE_ERRORS
+
+        path = outcome.path
+        if outcome.action == "error" and outcome.score is not None:
+            if outcome.error_code in PERMANENT_WRITE_ERRORS:
+                self._retries.pop(path, None)
+                return
+            attempts = self._retries.get(path, (0, 0.0))[0] + 1
+            delay = min(self.retry_seconds * 2 ** (attempts - 1), 3600.0)
+            self._retries[path] = (attempts, time.monotonic() + delay)
+            log.info(
+                "rating write for %s failed %d times; next try in %.0f s", path, attempts, delay
+            )
+        elif outcome.action != "unchanged" or path in self._retries:
+            self._retries.pop(path, None)
+
     def _count(self, outcome: ProcessedPhoto) -> None:
+        self._schedule_retry(outcome)
         self.stats[outcome.action] = self.stats.get(outcome.action, 0) + 1
         if outcome.action == "scored":
             log.info("scored %.3f (%s stars): %s", outcome.score, outcome.stars, outcome.path)
@@ -638,7 +671,7 @@ class Daemon:
             return
         values = {
             "heartbeat_at": now_iso(),
-            "processed": self.stats["scored"] + self.stats["moved"] + self.stats["copied"],
+            "processed": sum(self.stats[k] for k in ("scored", "moved", "copied", "retried")),
             "errors": self.stats["error"],
         }
         if stopped:

@@ -40,6 +40,9 @@ SORT_COLUMNS = {
     "size",
 }
 STATUSES = ("ok", "error", "missing")
+# Rating-write failures that another try cannot fix (retried only when the file changes); any
+# other error row with a score waits for a write retry.
+PERMANENT_WRITE_ERRORS = frozenset({"hard_link", "owner"})
 
 
 class PhotoIndexError(PhotodError):
@@ -391,7 +394,8 @@ def mark_missing_under(db: sqlite_utils.Database, folder: str) -> int:
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Totals for `photod status`: rows per status, per star rating, last activity."""
+    """Totals for `photod status`: rows per status, per star rating, photos whose rating write
+    failed and waits for a retry (`write_pending`), last activity."""
     by_status = {s: 0 for s in STATUSES}
     for row in db.query("SELECT status, count(*) AS n FROM photos GROUP BY status"):
         by_status[row["status"]] = row["n"]
@@ -403,10 +407,17 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
         )
     }
     last = next(db.query("SELECT max(updated_at) AS last, max(scored_at) AS scored FROM photos"))
+    marks = ",".join("?" * len(PERMANENT_WRITE_ERRORS))
+    write_pending = db.execute(
+        "SELECT count(*) FROM photos WHERE status = 'error' AND score IS NOT NULL "
+        f"AND coalesce(error_code, '') NOT IN ({marks})",
+        sorted(PERMANENT_WRITE_ERRORS),
+    ).fetchone()[0]
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,
         "by_stars": by_stars,
+        "write_pending": write_pending,
         "last_activity": last["last"],
         "last_scored": last["scored"],
     }

@@ -32,6 +32,7 @@ from photod.errors import (
     PhotodError,
 )
 from photod.index import (
+    PERMANENT_WRITE_ERRORS,
     embedding_blob,
     find_by_hash,
     get_by_path,
@@ -61,7 +62,8 @@ _CARRIED_COLUMNS = (
 class ProcessedPhoto:
     """What happened to one path; `to_dict` is the `--json` shape.
 
-    `action`: scored, moved, copied, unchanged, missing, error or skipped.
+    `action`: scored, moved, copied, retried (a failed rating write done now), unchanged,
+    missing, error or skipped.
     """
 
     path: str
@@ -317,6 +319,15 @@ def _triage(
 
     row = get_by_path(db, path)
     files = _file_columns(path, st)
+    if row is not None and write_pending(row):
+        # Scored, but the rating could not be written (a read-only folder, a full disk): try the
+        # write again with the known score; a changed file is scored afresh below.
+        try:
+            digest = file_hash(path)
+        except OSError:
+            digest = None
+        if digest is not None and digest == row["content_hash"]:
+            return _adopt(row, path, st, digest, db, metadata, action="retried")
     if row is not None and row["status"] != "missing" and _same_stat(row, st):
         return _from_row(path, "unchanged", row)
 
@@ -339,11 +350,20 @@ def _triage(
         if known["path"] == path or known["score"] is None or known["status"] == "error":
             continue
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
-            return _adopt(known, path, st, digest, db, metadata, moved=True)
-        return _adopt(known, path, st, digest, db, metadata, moved=False)
+            return _adopt(known, path, st, digest, db, metadata, action="moved")
+        return _adopt(known, path, st, digest, db, metadata, action="copied")
 
     to_score[path] = (st, digest)
     return None
+
+
+def write_pending(row: dict[str, Any]) -> bool:
+    """True when a row's photo was scored but its rating write failed and is worth retrying."""
+    return (
+        row.get("status") == "error"
+        and row.get("score") is not None
+        and row.get("error_code") not in PERMANENT_WRITE_ERRORS
+    )
 
 
 def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
@@ -397,10 +417,14 @@ def _adopt(
     digest: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-    moved: bool,
+    action: str,
 ) -> ProcessedPhoto:
-    """A file whose content is already indexed: reuse the score, make sure the rating is there."""
-    action = "moved" if moved else "copied"
+    """A file whose content is already indexed: reuse the score, make sure the rating is there.
+
+    `action`: moved (the row follows the file), copied (a new row) or retried (the row's own
+    rating write failed before and is tried again).
+    """
+    moved = action == "moved"
     try:
         if metadata.write_mode != "none" and metadata.already_rated(path, known["stars"]):
             outcome = None
@@ -422,7 +446,10 @@ def _adopt(
     else:
         carried = {key: known[key] for key in _CARRIED_COLUMNS}
         upsert_photo(db, {"path": path, **carried, **columns})
-        log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
+        if action == "retried":
+            log.info("rating written on retry: %s", path)
+        else:
+            log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
     return ProcessedPhoto(
         path,
         action,
@@ -447,8 +474,9 @@ def _store_write_error(
 ) -> ProcessedPhoto:
     """The score is known but the rating could not be written: an error row that keeps the score.
 
-    The row carries the file's stat, so the file is retried when it changes (or with a rescan),
-    not in a loop. A file deleted while it was being scored is no error: it is just gone.
+    The row keeps the score, so the next pass (and the daemon, with back-off) only tries the
+    write again (`write_pending`), without re-scoring. A file deleted while it was being scored
+    is no error: it is just gone.
     """
     if not os.path.lexists(path):
         return _vanished(path, db)

@@ -7,7 +7,6 @@ Real photos, the real model, real metadata writes read back with exiftool, a rea
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from photod.index import get_by_path, open_index
 from photod.pipeline import process_paths
 from tests import photos
+from tests.test_daemon import PHOTOD, run_once
 
 EXIFTOOL = shutil.which("exiftool") or "/usr/bin/exiftool"
 
@@ -70,7 +70,74 @@ def test_a_rating_cleared_by_the_user_is_never_undone(tmp_path, scorer, db, clea
 def test_zero_rating_on_a_photo_photod_never_rated_is_not_a_choice(tmp_path, scorer, db):
     """A camera's EXIF Rating 0 means "unrated": photod still rates the photo."""
     photo = photos.write_jpeg(tmp_path / "cam.jpg", photos.real_photo("coffee"))
-    subprocess.run([EXIFTOOL, "-q", "-overwrite_original", "-IFD0:Rating=0", str(photo)], check=True)
+    subprocess.run(
+        [EXIFTOOL, "-q", "-overwrite_original", "-IFD0:Rating=0", str(photo)], check=True
+    )
     outcome = _one([photo], scorer, db)
     assert outcome.user_rating is None and outcome.written
     assert _ratings(photo)["XMP-xmp:Rating"] == outcome.stars
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding 5: a transient write failure is retried
+
+
+def _status(db_path: Path) -> dict:
+    out = subprocess.run(
+        [PHOTOD, "status", "--db", str(db_path), "--json"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_failed_writes_are_retried_on_the_next_pass_and_counted(tmp_path: Path):
+    folder = tmp_path / "import"
+    folder.mkdir()
+    paths = [
+        photos.write_jpeg(folder / f"{name}.jpg", photos.real_photo(name, 0.5))
+        for name in ("chelsea", "coffee")
+    ]
+    db_path = tmp_path / "index.db"
+    folder.chmod(0o555)  # the user's folder is read-only for a while (a mount, a sync tool)
+    try:
+        first = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
+    finally:
+        folder.chmod(0o755)
+    assert sorted(r["action"] for r in first) == ["error", "error"], first
+    assert all(r["score"] is not None for r in first)  # scored; only the write failed
+    assert _status(db_path)["write_pending"] == 2
+    second = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
+    assert sorted(r["action"] for r in second) == ["retried", "retried"], second
+    for path, result in zip(paths, sorted(second, key=lambda r: r["path"]), strict=True):
+        assert result["path"] == str(path)
+        assert _ratings(path)["XMP-xmp:Rating"] == result["stars"]
+    assert _status(db_path)["write_pending"] == 0
+    assert _status(db_path)["by_status"]["ok"] == 2
+    # Then the photos are simply indexed: nothing more to do.
+    assert run_once(str(folder), "--db", str(db_path), "--device", "cpu") == []
+
+
+def test_running_daemon_retries_a_failed_write_with_back_off(tmp_path: Path):
+    from tests.test_daemon import DaemonProcess
+
+    folder = tmp_path / "import"
+    folder.mkdir()
+    db_path = tmp_path / "index.db"
+    folder.chmod(0o555)
+    photo = folder / "cat.jpg"
+    try:
+        with DaemonProcess([folder], db_path, env={"PHOTOD_RETRY_SECONDS": "1"}) as daemon:
+            daemon.wait_ready()
+            folder.chmod(0o755)
+            photos.write_jpeg(photo, photos.real_photo("chelsea", 0.5))
+            folder.chmod(0o555)
+            first = daemon.wait_result(photo, timeout=60)
+            assert first["action"] == "error" and first["score"] is not None, first
+            folder.chmod(0o755)  # the folder becomes writable again: no event on the photo
+            retried = daemon.wait_result(photo, timeout=30, count=2)
+            assert retried["action"] == "retried", daemon.results
+            assert _ratings(photo)["XMP-xmp:Rating"] == retried["stars"]
+            assert "next try in" in daemon.log_text()
+            assert daemon.stop() == 0
+    finally:
+        folder.chmod(0o755)

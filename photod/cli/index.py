@@ -161,6 +161,11 @@ def status(db_path: str | None, as_json: bool) -> None:
         f"photos:   {report['total']} ({by['ok']} ok, {by['error']} errors, "
         f"{by['missing']} missing)"
     )
+    if report["write_pending"]:
+        click.echo(
+            f"waiting:  {report['write_pending']} scored photos whose rating could not be "
+            "written; retried on the next pass (see `photod list --status error`)"
+        )
     if report["by_stars"]:
         stars = ", ".join(f"{k}★ {v}" for k, v in report["by_stars"].items())
         click.echo(f"stars:    {stars}")
