@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("photod")
 
 HASH_CHUNK = 1 << 20
+# A photo that changes under the scorer this many times in a row is left for its next event.
+MAX_CHANGED_ROUNDS = 3
 # Columns copied from a known row when the same content turns up under another name.
 _CARRIED_COLUMNS = (
     "width", "height", "format", "captured_at", "capture_subsec", "camera_make", "camera_model",
@@ -250,17 +252,52 @@ def _process_chunk(
             outcome = _unexpected(path, exc)
         if outcome is not None:
             yield outcome
-    if not to_score:
-        return
-    for result in scorer.score_paths(list(to_score)):
-        st, original_hash = to_score[result.path]
-        try:
-            outcome = _record_scored(result, st, original_hash, db, metadata)
-            if suggesters and outcome.status == "ok":
-                _suggest(outcome, scorer, db, suggesters)
-        except Exception as exc:
-            outcome = _unexpected(result.path, exc)
-        yield outcome
+    rounds = 0
+    while to_score:
+        changed: list[str] = []
+        for result in scorer.score_paths(list(to_score)):
+            st, original_hash = to_score[result.path]
+            try:
+                outcome = _record_scored(result, st, original_hash, db, metadata)
+                if outcome is None:
+                    changed.append(result.path)
+                    continue
+                if suggesters and outcome.status == "ok":
+                    _suggest(outcome, scorer, db, suggesters)
+            except Exception as exc:
+                outcome = _unexpected(result.path, exc)
+            yield outcome
+        # A photo replaced or rewritten while it was scored is looked at again from the start:
+        # the score it got belongs to bytes that are no longer there.
+        to_score = {}
+        rounds += 1
+        for path in changed:
+            if rounds >= MAX_CHANGED_ROUNDS:
+                log.warning("skipped %s: it kept changing while it was scored", path)
+                yield ProcessedPhoto(path, "skipped", error="kept changing", error_code="changing")
+                continue
+            log.info("%s changed while it was scored: looking at it again", path)
+            try:
+                outcome = _triage(path, db, scorer, metadata, to_score)
+            except Exception as exc:
+                outcome = _unexpected(path, exc)
+            if outcome is not None:
+                yield outcome
+
+
+def _changed_since(path: str, st: os.stat_result) -> bool:
+    """True when `path` is no longer the file `st` described (replaced, rewritten); a vanished
+    file is reported by the caller's own checks."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
 
 
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
@@ -532,8 +569,12 @@ def _record_scored(
     original_hash: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-) -> ProcessedPhoto:
+) -> ProcessedPhoto | None:
+    """Write the rating and commit the row of a scored photo; None when the file changed since
+    its stat and hash were taken (the caller looks at it again)."""
     path = result.path
+    if _changed_since(path, st):
+        return None
     if result.status != "ok":
         if not os.path.lexists(path):
             return _vanished(path, db)
@@ -585,6 +626,9 @@ def _record_scored(
         return _store_write_error(
             path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
         )
+    wrote_photo = outcome is not None and any(os.path.abspath(p) == path for p in outcome.written)
+    if not wrote_photo and _changed_since(path, st):
+        return None  # changed during the (sidecar) write: this score is not the file's
     row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)

@@ -7,6 +7,7 @@ Real photos, the real model, real metadata writes read back with exiftool, a rea
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -141,3 +142,69 @@ def test_running_daemon_retries_a_failed_write_with_back_off(tmp_path: Path):
             assert daemon.stop() == 0
     finally:
         folder.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding 4: a photo replaced while it is scored
+
+
+class ReplacingScorer:
+    """The real scorer, but `victim` is overwritten with other bytes while it is being scored
+    (after its stat and hash were taken, before its rating is written), as a copy tool or an
+    editor saving over it would do."""
+
+    def __init__(self, scorer, victim: Path, replacement: bytes, in_place: bool) -> None:
+        self._scorer = scorer
+        self.victim = str(victim)
+        self.replacement = replacement
+        self.in_place = in_place
+        self.replaced = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._scorer, name)
+
+    def score_paths(self, paths, progress=None):
+        for result in self._scorer.score_paths(paths, progress):
+            if result.path == self.victim and not self.replaced:
+                self.replaced = True
+                if self.in_place:
+                    with open(self.victim, "wb") as handle:  # same inode, new bytes
+                        handle.write(self.replacement)
+                else:
+                    tmp = self.victim + ".part"
+                    Path(tmp).write_bytes(self.replacement)
+                    os.replace(tmp, self.victim)
+            yield result
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["renamed-over", "rewritten"])
+def test_a_photo_replaced_while_scored_gets_its_own_score(tmp_path, scorer, db, in_place):
+    photo = photos.write_jpeg(tmp_path / "a.jpg", photos.real_photo("chelsea"))
+    other = photos.write_jpeg(tmp_path / "b-source.jpg", photos.real_photo("rocket", 0.8))
+    expected = next(iter(scorer.score_paths([other])))
+    first_score = next(iter(scorer.score_paths([photo]))).score
+    assert abs(expected.score - first_score) > 0.01  # two photos that score apart
+    replacing = ReplacingScorer(scorer, photo, other.read_bytes(), in_place)
+    results = list(process_paths([photo], replacing, db))
+    assert replacing.replaced
+    assert results[-1].action == "scored", [r.to_dict() for r in results]
+    assert results[-1].score == pytest.approx(expected.score, abs=1e-4)
+    row = get_by_path(db, str(photo))
+    assert row["score"] == pytest.approx(expected.score, abs=1e-4)
+    assert row["stars"] == expected.stars
+    assert _ratings(photo)["XMP-xmp:Rating"] == expected.stars
+    # The next pass agrees: nothing left over from the first photo.
+    again = _one([photo], scorer, db)
+    assert again.action == "unchanged" and again.score == pytest.approx(expected.score, abs=1e-4)
+
+
+def test_a_photo_replaced_while_scored_in_sidecar_mode(tmp_path, scorer, db):
+    """No write to the photo itself: the check before committing catches the change."""
+    photo = photos.write_jpeg(tmp_path / "a.jpg", photos.real_photo("chelsea"))
+    other = photos.write_jpeg(tmp_path / "b-source.jpg", photos.real_photo("rocket", 0.8))
+    expected = next(iter(scorer.score_paths([other])))
+    replacing = ReplacingScorer(scorer, photo, other.read_bytes(), in_place=False)
+    results = list(process_paths([photo], replacing, db, write_mode="sidecar"))
+    assert results[-1].score == pytest.approx(expected.score, abs=1e-4)
+    assert get_by_path(db, str(photo))["score"] == pytest.approx(expected.score, abs=1e-4)
+    assert _one([photo], scorer, db, write_mode="sidecar").action == "unchanged"
