@@ -15,6 +15,7 @@ request gets a JSON error `{"status": "error", "code": ..., "error": ...}` with 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -87,6 +89,14 @@ class WebConfig:
     thumb_dir: Path | None = None
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
+    # Who may talk to the page (see "Access" below): the Host names it answers to besides the
+    # loopback ones, the port it listens on (None: any; for tests and embedding), and the
+    # access token a non-loopback server requires (None: no token, loopback only).
+    hosts: Sequence[str] = field(default_factory=list)
+    port: int | None = None
+    token: str | None = None
+    thumb_workers: int = 2
+    thumb_cache_bytes: int = 512_000_000
 
     def resolved_roots(self) -> list[Path]:
         roots = []
@@ -675,6 +685,131 @@ def _html_error(request: Request, exc: ApiError) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
+# Access: Host, Origin and token checks for every request
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "photod_token"
+# Pages a link from another site may open (a top-level navigation shows the page to its user,
+# it gives the other site nothing); everything else is same-origin only.
+NAVIGABLE_PAGES = ("/", "/library", "/library/photo")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """'[::1]:8765' -> ('::1', 8765); 'Localhost' -> ('localhost', None); junk -> ('', None)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        name, _, port_text = value.partition(":")
+    else:
+        name, port_text = value, ""
+    if port_text and not port_text.isdigit():
+        return "", None
+    return name.rstrip("."), int(port_text) if port_text else None
+
+
+class AccessGuard:
+    """ASGI middleware: the page answers only its own Host and Origin, and a token when set.
+
+    - Host: one of the loopback names or `config.hosts`, on `config.port` (DNS rebinding: a
+      foreign name that resolves to 127.0.0.1 gets 403). With a token the Host is not checked
+      (a LAN server has names photod cannot know); the token does that job.
+    - Origin / Sec-Fetch-Site: a request sent by another site's page (a form post, a fetch, an
+      <img> of a thumbnail) gets 403; only a top-level navigation to a page is let through.
+    - Token: `?token=` (then kept in an HttpOnly, SameSite=Strict cookie), the cookie, or
+      `Authorization: Bearer`; anything else gets 401.
+    """
+
+    def __init__(self, app: Any, config: WebConfig) -> None:
+        self.app = app
+        self.token = config.token
+        self.port = config.port
+        self.hosts = {_split_host(h)[0] for h in (*LOOPBACK_HOSTS, *config.hosts) if h}
+        self.hosts.discard("")
+
+    async def __call__(self, scope: Any, receive: Receive, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            status, code, message = refusal
+            log.warning(
+                "web: refused %s %s (host %r, origin %r): %s",
+                request.method,
+                request.url.path,
+                request.headers.get("host"),
+                request.headers.get("origin"),
+                message,
+            )
+            response: Response = PhotodJSONResponse(
+                {"status": "error", "code": code, "error": message}, status_code=status
+            )
+            await response(scope, receive, send)
+            return
+        given = request.query_params.get("token")
+        if self.token and given and request.method == "GET":
+            # Keep the token in a cookie and drop it from the address bar and history.
+            query = "&".join(
+                f"{quote(k)}={quote(v)}"
+                for k, v in request.query_params.multi_items()
+                if k != "token"
+            )
+            target = request.url.path + (f"?{query}" if query else "")
+            response = Response(status_code=303, headers={"Location": target})
+            response.set_cookie(
+                TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, request: Request) -> tuple[int, str, str] | None:
+        host_header = request.headers.get("host", "")
+        name, port = _split_host(host_header)
+        if self.token is None:
+            if name not in self.hosts:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+            if self.port is not None and (port or 80) != self.port:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+        origin = request.headers.get("origin")
+        site = request.headers.get("sec-fetch-site", "").lower()
+        navigation = (
+            request.method == "GET"
+            and request.headers.get("sec-fetch-mode", "").lower() == "navigate"
+            and request.url.path in NAVIGABLE_PAGES
+        )
+        if origin is not None and origin.lower() != f"{request.url.scheme}://{host_header}".lower():
+            if not navigation:
+                return 403, "forbidden_origin", f"requests from {origin!r} are not accepted"
+        if site in ("cross-site", "same-site") and not navigation:
+            return 403, "forbidden_origin", "requests from other sites' pages are not accepted"
+        if self.token is not None and not self._has_token(request):
+            return (
+                401,
+                "token_required",
+                (
+                    "this server needs its access token: open the address `photod serve` printed "
+                    "(…/?token=…) or send `Authorization: Bearer TOKEN`"
+                ),
+            )
+        return None
+
+    def _has_token(self, request: Request) -> bool:
+        assert self.token is not None
+        auth = request.headers.get("authorization", "")
+        candidates = [
+            request.cookies.get(TOKEN_COOKIE, ""),
+            auth[7:].strip() if auth.lower().startswith("bearer ") else "",
+            request.query_params.get("token", ""),
+        ]
+        return any(c and hmac.compare_digest(c, self.token) for c in candidates)
+
+
+# ---------------------------------------------------------------------------------------------
 # The app
 
 
@@ -724,7 +859,11 @@ def create_app(config: WebConfig | None = None, scorer: Any = None) -> Starlette
         HTTPException: _http_error,
         PhotodError: _photod_error,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(AccessGuard, config=config)],
+    )
     app.state.photod = _State(config, scorer)
     app.state.templates = _templates()
     return app
