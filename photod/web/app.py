@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -165,6 +166,10 @@ class _State:
         self._scorer = scorer
         self._scorer_lock = threading.Lock()
         self.model_limiter = anyio.CapacityLimiter(max(1, config.model_workers))
+        # Thumbnails decode full photos: a page of 48 must not start 48 decodes at once.
+        self.thumb_limiter = anyio.CapacityLimiter(max(1, config.thumb_workers))
+        self._thumb_lock = threading.Lock()
+        self._thumb_bytes: int | None = None  # running total of the cache, None: not counted yet
 
     def scorer(self) -> Any:
         """The app's one Scorer, built on first use (torch is imported only here)."""
@@ -185,10 +190,62 @@ class _State:
         """Run a model call in a worker thread; at most `model_workers` at once."""
         return await anyio.to_thread.run_sync(func, *args, limiter=self.model_limiter)
 
+    def thumbnail_written(self, written: Path, size: int) -> None:
+        """Keep the thumbnail cache under `thumb_cache_bytes`: the least recently used go first
+        (never the one just written)."""
+        limit = self.config.thumb_cache_bytes
+        with self._thumb_lock:
+            if self._thumb_bytes is None:
+                self._thumb_bytes = sum(size for _, size, _ in _cache_files(self.thumb_dir))
+            else:
+                self._thumb_bytes += size
+            if self._thumb_bytes <= limit:
+                return
+            files = sorted(_cache_files(self.thumb_dir), key=lambda item: item[2])
+            total = sum(size for _, size, _ in files)
+            for path, size, _ in files:
+                if total <= limit * 0.8:  # trim below the limit, so trims stay rare
+                    break
+                if path == written:
+                    continue
+                try:
+                    path.unlink()
+                    total -= size
+                except FileNotFoundError:
+                    total -= size
+                except OSError as exc:
+                    log.warning("web: cannot trim thumbnail cache %s: %s", path, exc)
+            self._thumb_bytes = total
+            log.info("web: thumbnail cache trimmed to %.1f MB", total / 1e6)
+
     def db_path(self) -> Path:
         from photod.paths import default_db_path
 
         return Path(self.config.db_path) if self.config.db_path else default_db_path()
+
+
+def _cache_files(folder: Path) -> list[tuple[Path, int, float]]:
+    """(path, bytes, last use) of every cached thumbnail."""
+    found = []
+    try:
+        subfolders = list(os.scandir(folder))
+    except OSError:
+        return []
+    for sub in subfolders:
+        if not sub.is_dir(follow_symlinks=False):
+            continue
+        try:
+            entries = list(os.scandir(sub.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".jpg") and not entry.name.startswith("."):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((Path(entry.path), st.st_size, st.st_mtime))
+    return found
 
 
 def _state(request: Request) -> _State:
@@ -556,8 +613,9 @@ def _inside_roots(state: _State, path: str) -> Path | None:
     return resolved
 
 
-def _thumbnail(state: _State, source: Path, size: int) -> Path:
-    """A cached JPEG of `source` with long side `size`, made once per file version."""
+def _thumbnail(state: _State, source: Path, size: int) -> bytes:
+    """A JPEG of `source` with long side `size`, cached once per file version. The bytes are
+    returned, not the cache path, so a cache trim cannot pull the file from under a response."""
     from PIL import Image
 
     from photod.decode import decode_image
@@ -565,22 +623,30 @@ def _thumbnail(state: _State, source: Path, size: int) -> Path:
     stat = source.stat()
     key = hashlib.sha256(f"{source}\0{stat.st_mtime_ns}\0{stat.st_size}\0{size}".encode())
     target = state.thumb_dir / key.hexdigest()[:2] / f"{key.hexdigest()}.jpg"
-    if target.exists():
-        return target
+    try:
+        cached = target.read_bytes()
+        os.utime(target)  # last use, for the cache trimming
+        return cached
+    except OSError:
+        pass  # not cached yet, or trimmed a moment ago
     decoded = decode_image(source, min_side=size, max_pixels=state.config.max_pixels)
     image = Image.fromarray(decoded.pixels)
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    jpeg = buffer.getvalue()
     target.parent.mkdir(parents=True, exist_ok=True)
     # Temp file + rename: two requests for the same thumbnail never see half a JPEG.
     fd, tmp = tempfile.mkstemp(prefix=".photod-tmp-", suffix=".jpg", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            image.save(out, "JPEG", quality=85)
+            out.write(jpeg)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+    state.thumbnail_written(target, len(jpeg))
+    return jpeg
 
 
 async def thumbs(request: Request) -> Response:
@@ -596,10 +662,12 @@ async def thumbs(request: Request) -> Response:
         log.warning("web: refused thumbnail for %r (not a photo inside a library folder)", path)
         raise ApiError(404, "not_found", "no such photo in the library folders")
     try:
-        target = await anyio.to_thread.run_sync(_thumbnail, state, source, size)
+        jpeg = await anyio.to_thread.run_sync(
+            _thumbnail, state, source, size, limiter=state.thumb_limiter
+        )
     except DecodeError as exc:
         raise ApiError(ERROR_STATUS.get(exc.code, 422), exc.code, str(exc)) from None
-    return FileResponse(target, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 # ---------------------------------------------------------------------------------------------
