@@ -645,6 +645,30 @@ def _record_scored(
     )
 
 
+def record_own_write(
+    db: sqlite_utils.Database,
+    path: str | os.PathLike[str],
+    written: Iterable[str],
+    **columns: Any,
+) -> bool:
+    """Keep the index in step with a metadata write photod made outside `process_paths` (cull
+    marks, `score --write`, develop settings): the photo's new size, mtime and hash, so that a
+    running daemon does not take photod's own write for the user's edit and re-score (and re-rate)
+    the photo, plus `columns` (e.g. the `stars` written). Returns False when the photo has no row.
+    """
+    path = os.path.abspath(os.fspath(path))
+    row = get_by_path(db, path)
+    if row is None:
+        return False
+    updates: dict[str, Any] = dict(columns)
+    if any(os.path.abspath(p) == path for p in written):
+        st = os.stat(path)
+        updates.update(_file_columns(path, st), content_hash=file_hash(path))
+    if updates:
+        upsert_photo(db, {"path": path, **updates})
+    return True
+
+
 def _suggest(
     outcome: ProcessedPhoto, scorer: Scorer, db: sqlite_utils.Database, modules: tuple[Any, Any]
 ) -> None:

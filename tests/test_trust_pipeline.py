@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,58 @@ def test_a_photo_replaced_while_scored_in_sidecar_mode(tmp_path, scorer, db):
     assert results[-1].score == pytest.approx(expected.score, abs=1e-4)
     assert get_by_path(db, str(photo))["score"] == pytest.approx(expected.score, abs=1e-4)
     assert _one([photo], scorer, db, write_mode="sidecar").action == "unchanged"
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding 7: a running daemon never reverts `photod cull --apply --mark stars`
+
+
+def test_daemon_keeps_the_stars_cull_wrote(tmp_path: Path):
+    from tests import cull_set
+    from tests.test_daemon import DaemonProcess
+
+    source = tmp_path / "source"
+    cull_set.build_cull_set(source)
+    folder = tmp_path / "import"
+    folder.mkdir()
+    burst = [Path(shutil.copy2(p, folder / p.name)) for p in sorted(source.glob("b*.jpg"))]
+    db_path = tmp_path / "index.db"
+    with DaemonProcess([folder], db_path) as daemon:
+        daemon.wait_ready()
+        for path in burst:
+            daemon.wait_result(path, timeout=120)
+        model_stars = {p.name: daemon.results_for(p)[0]["stars"] for p in burst}
+        out = subprocess.run(
+            [PHOTOD, "cull", str(folder), "--apply", "--mark", "stars", "--demote", "4",
+             "--json", "--device", "cpu"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PHOTOD_DB": str(db_path)},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        applied = {
+            Path(r["path"]).name: r["stars"]
+            for r in map(json.loads, out.stdout.splitlines())
+            if r.get("applied") and "stars" in r
+        }
+        assert applied and any(applied[n] != model_stars[n] for n in applied), (
+            applied,
+            model_stars,
+        )
+        # A sentinel photo after cull's writes: once it is scored, the events of those writes
+        # have been handled too.
+        sentinel = photos.write_jpeg(folder / "z_sentinel.jpg", photos.real_photo("chelsea", 0.5))
+        daemon.wait_result(sentinel, timeout=60)
+        time.sleep(1.0)
+        for path in burst:
+            assert _ratings(path)["XMP-xmp:Rating"] == applied[path.name], path.name
+            assert [r["action"] for r in daemon.results_for(path)] == ["scored"], path.name
+        assert daemon.stop() == 0
+    db = open_index(db_path)
+    try:
+        for path in burst:
+            row = get_by_path(db, str(path))
+            assert row["stars"] == applied[path.name]
+    finally:
+        db.close()

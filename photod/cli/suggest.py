@@ -174,6 +174,10 @@ def suggest(
 
                 outcome = write_develop(path, suggestion, force=force)
                 data["xmp"] = outcome.to_dict()
+                if db is not None:
+                    from photod.pipeline import record_own_write
+
+                    record_own_write(db, path, outcome.written)
             if db is not None:
                 from photod.suggest_store import save_suggestion
 
