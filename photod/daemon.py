@@ -16,7 +16,8 @@ size and mtime as committed after the write), so they never trigger a re-score.
 
 At start the folders are reconciled with the index (new, changed and vanished files), stale temp
 files of a crashed write are removed, and an exclusive lock next to the index keeps a second
-daemon off the same index. SIGTERM/SIGINT finish the batch in flight, flush the index and exit 0.
+daemon off the same index. SIGTERM/SIGINT finish the photo in flight (no new photo is started;
+those left are done at the next start), record the run as stopped, flush the index and exit 0.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ class Daemon:
         self._in_transit = 0  # paths between `_pending` and `_ready` (for --once's idle check)
         self._temp_rechecks: dict[str, float] = {}
         self._stop = threading.Event()
+        self.stop_reason = "done" if once else "stopped"
         self.ready = threading.Event()  # set once watching and the catch-up scan is queued
         self._lock_fd: int | None = None
         self._db: sqlite_utils.Database | None = None
@@ -368,7 +370,8 @@ class Daemon:
         if self._stop.is_set():
             log.warning("second %s: exiting now", signal.Signals(signum).name)
             raise SystemExit(1)
-        log.info("%s received: finishing the batch in flight", signal.Signals(signum).name)
+        log.info("%s received: stopping after the photo in flight", signal.Signals(signum).name)
+        self.stop_reason = signal.Signals(signum).name
         self._stop.set()
 
     def _acquire_lock(self) -> None:
@@ -511,6 +514,7 @@ class Daemon:
                     write_mode=self.write_mode,
                     force=self.force,
                     suggest=self.suggest,
+                    should_stop=self._stop.is_set,
                 ):
                     self._count(outcome)
                     if (
@@ -676,6 +680,7 @@ class Daemon:
         }
         if stopped:
             values["stopped_at"] = values["heartbeat_at"]
+            values["stop_reason"] = self.stop_reason
         self._db["daemon_runs"].update(self._run_id, values)
 
     def _finish(self) -> None:

@@ -123,6 +123,13 @@ def m002_daemon(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_daemon_stop_reason(db: sqlite_utils.Database) -> None:
+    # Why a run ended: SIGTERM, SIGINT, done (--once) or stopped; NULL while it runs (or if it
+    # was killed).
+    db["daemon_runs"].add_column("stop_reason", str)
+
+
 def now_iso() -> str:
     """UTC now as ISO 8601 with seconds, the format of every timestamp in the index."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -22,7 +22,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -217,24 +217,30 @@ def process_paths(
     force: bool = False,
     suggest: bool = False,
     chunk_size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ProcessedPhoto]:
     """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
 
     Work goes in chunks of `chunk_size` paths (default: 4 model batches), so memory stays bounded
     whatever the number of paths. Raises only for setup problems (metadata writer or suggestion
-    modules missing); every per-file problem becomes an `error` result.
+    modules missing); every per-file problem becomes an `error` result. `should_stop` is asked
+    between photos: once it says True no further photo is started (those left have no new row, so
+    the next run does them), and the generator ends.
     """
+    stop = should_stop or (lambda: False)
     metadata = _Metadata(write_mode, force)
     suggesters = _suggest_modules() if suggest else None
     chunk_size = chunk_size or max(4 * scorer.batch_size, 32)
     chunk: list[str] = []
     for path in paths:
+        if stop():
+            return
         chunk.append(os.path.abspath(os.fspath(path)))
         if len(chunk) >= chunk_size:
-            yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+            yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
             chunk = []
-    if chunk:
-        yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+    if chunk and not stop():
+        yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
 
 
 def _process_chunk(
@@ -243,9 +249,12 @@ def _process_chunk(
     db: sqlite_utils.Database,
     metadata: _Metadata,
     suggesters: tuple[Any, Any] | None,
+    stop: Callable[[], bool],
 ) -> Iterator[ProcessedPhoto]:
     to_score: dict[str, tuple[os.stat_result, str]] = {}
     for path in dict.fromkeys(chunk):  # a path listed twice is handled once
+        if stop():
+            return
         try:
             outcome = _triage(path, db, scorer, metadata, to_score)
         except Exception as exc:  # one file's problem, whatever it is
@@ -255,14 +264,18 @@ def _process_chunk(
     rounds = 0
     while to_score:
         changed: list[str] = []
-        for result in scorer.score_paths(list(to_score)):
+        results = scorer.score_paths(list(to_score))
+        for result in results:
+            if stop():
+                results.close()  # cancels the decodes queued ahead
+                return
             st, original_hash = to_score[result.path]
             try:
                 outcome = _record_scored(result, st, original_hash, db, metadata)
                 if outcome is None:
                     changed.append(result.path)
                     continue
-                if suggesters and outcome.status == "ok":
+                if suggesters and outcome.status == "ok" and not stop():
                     _suggest(outcome, scorer, db, suggesters)
             except Exception as exc:
                 outcome = _unexpected(result.path, exc)

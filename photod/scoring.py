@@ -198,15 +198,19 @@ class Scorer:
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
-            for path in paths:
-                pending.append((str(path), pool.submit(self._decode_for_model, path)))
-                # Keep about two batches decoding ahead of the model, not the whole folder.
-                if len(pending) >= 2 * self.batch_size:
+            try:
+                for path in paths:
+                    pending.append((str(path), pool.submit(self._decode_for_model, path)))
+                    # Keep about two batches decoding ahead of the model, not the whole folder.
+                    if len(pending) >= 2 * self.batch_size:
+                        yield from self._score_ready(pending[: self.batch_size], progress)
+                        pending = pending[self.batch_size :]
+                while pending:
                     yield from self._score_ready(pending[: self.batch_size], progress)
                     pending = pending[self.batch_size :]
-            while pending:
-                yield from self._score_ready(pending[: self.batch_size], progress)
-                pending = pending[self.batch_size :]
+            finally:
+                # Closed early (a stop request): decodes not started yet are dropped, not run.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
     def _threads_beside_decoders(self) -> Iterator[None]:

@@ -151,6 +151,7 @@ def status(db_path: str | None, as_json: bool) -> None:
         "started_at": last_run["started_at"] if last_run else None,
         "heartbeat_at": last_run["heartbeat_at"] if last_run else None,
         "stopped_at": last_run["stopped_at"] if last_run else None,
+        "stop_reason": last_run.get("stop_reason") if last_run else None,
     }
     if as_json:
         emit_json(report)
