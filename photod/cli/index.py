@@ -177,7 +177,8 @@ def status(db_path: str | None, as_json: bool) -> None:
         click.echo(f"daemon:   running (pid {pid}) since {daemon['started_at']}, watching {where}")
     else:
         when = daemon["stopped_at"] or daemon["heartbeat_at"]
-        click.echo("daemon:   not running" + (f" (last seen {when})" if when else ""))
+        why = f", {daemon['stop_reason']}" if daemon["stop_reason"] else ""
+        click.echo("daemon:   not running" + (f" (last seen {when}{why})" if when else ""))
 
 
 def _folders(run: dict[str, Any] | None) -> list[str] | None:

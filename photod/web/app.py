@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,7 @@ def _cache_files(folder: Path) -> list[tuple[Path, int, float]]:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                found.append((Path(entry.path), st.st_size, st.st_mtime))
+                found.append((Path(entry.path), st.st_size, max(st.st_atime, st.st_mtime)))
     return found
 
 
@@ -625,7 +626,9 @@ def _thumbnail(state: _State, source: Path, size: int) -> bytes:
     target = state.thumb_dir / key.hexdigest()[:2] / f"{key.hexdigest()}.jpg"
     try:
         cached = target.read_bytes()
-        os.utime(target)  # last use, for the cache trimming
+        # Last use, for the cache trimming, goes in the access time; the mtime stays the time
+        # the thumbnail was made.
+        os.utime(target, ns=(time.time_ns(), target.stat().st_mtime_ns))
         return cached
     except OSError:
         pass  # not cached yet, or trimmed a moment ago
