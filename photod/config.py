@@ -67,6 +67,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("queue_size", "int", 512, "Files waiting for the model, at most.", minimum=1),
     Option("summary_interval", "float", 60.0, "Seconds between summary log lines.", minimum=1),
     Option(
+        "retry_seconds", "float", 30.0, "First wait before a failed write is retried.", minimum=0.1
+    ),
+    Option("rescan_interval", "float", 600.0, "Seconds between reconciliation scans.", minimum=1),
+    Option(
         "log_level",
         "str",
         "info",

@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from photod.errors import (
     PhotodError,
 )
 from photod.index import (
+    PERMANENT_WRITE_ERRORS,
     embedding_blob,
     find_by_hash,
     get_by_path,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("photod")
 
 HASH_CHUNK = 1 << 20
+# A photo that changes under the scorer this many times in a row is left for its next event.
+MAX_CHANGED_ROUNDS = 3
 # Columns copied from a known row when the same content turns up under another name.
 _CARRIED_COLUMNS = (
     "width", "height", "format", "captured_at", "capture_subsec", "camera_make", "camera_model",
@@ -62,7 +66,8 @@ _CARRIED_COLUMNS = (
 class ProcessedPhoto:
     """What happened to one path; `to_dict` is the `--json` shape.
 
-    `action`: scored, moved, copied, unchanged, missing, error or skipped.
+    `action`: scored, moved, copied, retried (a failed rating write done now), unchanged,
+    missing, error or skipped.
     """
 
     path: str
@@ -130,7 +135,9 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
 
     def number(key: str) -> float | None:
         value = exif.get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
 
     iso = exif.get("iso")
     return {
@@ -259,24 +266,30 @@ def process_paths(
     force: bool = False,
     suggest: bool = False,
     chunk_size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ProcessedPhoto]:
     """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
 
     Work goes in chunks of `chunk_size` paths (default: 4 model batches), so memory stays bounded
     whatever the number of paths. Raises only for setup problems (metadata writer or suggestion
-    modules missing); every per-file problem becomes an `error` result.
+    modules missing); every per-file problem becomes an `error` result. `should_stop` is asked
+    between photos: once it says True no further photo is started (those left have no new row, so
+    the next run does them), and the generator ends.
     """
+    stop = should_stop or (lambda: False)
     metadata = _Metadata(write_mode, force)
     suggesters = _suggest_modules() if suggest else None
     chunk_size = chunk_size or max(4 * scorer.batch_size, 32)
     chunk: list[str] = []
     for path in paths:
+        if stop():
+            return
         chunk.append(os.path.abspath(os.fspath(path)))
         if len(chunk) >= chunk_size:
-            yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+            yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
             chunk = []
-    if chunk:
-        yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+    if chunk and not stop():
+        yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
 
 
 def _process_chunk(
@@ -285,26 +298,68 @@ def _process_chunk(
     db: sqlite_utils.Database,
     metadata: _Metadata,
     suggesters: tuple[Any, Any] | None,
+    stop: Callable[[], bool],
 ) -> Iterator[ProcessedPhoto]:
     to_score: dict[str, tuple[os.stat_result, str]] = {}
     for path in dict.fromkeys(chunk):  # a path listed twice is handled once
+        if stop():
+            return
         try:
             outcome = _triage(path, db, scorer, metadata, to_score)
         except Exception as exc:  # one file's problem, whatever it is
             outcome = _unexpected(path, exc)
         if outcome is not None:
             yield outcome
-    if not to_score:
-        return
-    for result in scorer.score_paths(list(to_score)):
-        st, original_hash = to_score[result.path]
-        try:
-            outcome = _record_scored(result, st, original_hash, db, metadata)
-            if suggesters and outcome.status == "ok":
-                _suggest(outcome, scorer, db, suggesters)
-        except Exception as exc:
-            outcome = _unexpected(result.path, exc)
-        yield outcome
+    rounds = 0
+    while to_score:
+        changed: list[str] = []
+        results = scorer.score_paths(list(to_score))
+        for result in results:
+            if stop():
+                results.close()  # cancels the decodes queued ahead
+                return
+            st, original_hash = to_score[result.path]
+            try:
+                outcome = _record_scored(result, st, original_hash, db, metadata)
+                if outcome is None:
+                    changed.append(result.path)
+                    continue
+                if suggesters and outcome.status == "ok" and not stop():
+                    _suggest(outcome, scorer, db, suggesters)
+            except Exception as exc:
+                outcome = _unexpected(result.path, exc)
+            yield outcome
+        # A photo replaced or rewritten while it was scored is looked at again from the start:
+        # the score it got belongs to bytes that are no longer there.
+        to_score = {}
+        rounds += 1
+        for path in changed:
+            if rounds >= MAX_CHANGED_ROUNDS:
+                log.warning("skipped %s: it kept changing while it was scored", path)
+                yield ProcessedPhoto(path, "skipped", error="kept changing", error_code="changing")
+                continue
+            log.info("%s changed while it was scored: looking at it again", path)
+            try:
+                outcome = _triage(path, db, scorer, metadata, to_score)
+            except Exception as exc:
+                outcome = _unexpected(path, exc)
+            if outcome is not None:
+                yield outcome
+
+
+def _changed_since(path: str, st: os.stat_result) -> bool:
+    """True when `path` is no longer the file `st` described (replaced, rewritten); a vanished
+    file is reported by the caller's own checks."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
 
 
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
@@ -364,6 +419,15 @@ def _triage(
 
     row = get_by_path(db, path)
     files = _file_columns(path, st)
+    if row is not None and write_pending(row):
+        # Scored, but the rating could not be written (a read-only folder, a full disk): try the
+        # write again with the known score; a changed file is scored afresh below.
+        try:
+            digest = file_hash(path)
+        except OSError:
+            digest = None
+        if digest is not None and digest == row["content_hash"]:
+            return _adopt(row, path, st, digest, db, metadata, action="retried")
     if row is not None and row["status"] != "missing" and _same_stat(row, st):
         return _from_row(path, "unchanged", row)
 
@@ -385,11 +449,23 @@ def _triage(
         if known["path"] == path or known["score"] is None or known["status"] == "error":
             continue
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
-            return _adopt(known, path, st, digest, db, metadata, moved=True)
-        return _adopt(known, path, st, digest, db, metadata, moved=False)
+            return _adopt(known, path, st, digest, db, metadata, action="moved")
+        return _adopt(known, path, st, digest, db, metadata, action="copied")
 
     to_score[path] = (st, digest)
     return None
+
+
+def write_pending(row: dict[str, Any]) -> bool:
+    """True when a row's photo was scored but its rating write failed and is worth retrying."""
+    if row.get("score") is None:
+        return False
+    if row.get("status") == "ok":  # since m003: the score's row is ok, the failure beside it
+        return bool(row.get("write_error")) and (
+            row.get("write_error_code") not in PERMANENT_WRITE_ERRORS
+        )
+    # An index written before m003 kept such a photo as an error row with its score.
+    return row.get("status") == "error" and row.get("error_code") not in PERMANENT_WRITE_ERRORS
 
 
 def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
@@ -446,10 +522,14 @@ def _adopt(
     digest: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-    moved: bool,
+    action: str,
 ) -> ProcessedPhoto:
-    """A file whose content is already indexed: reuse the score, make sure the rating is there."""
-    action = "moved" if moved else "copied"
+    """A file whose content is already indexed: reuse the score, make sure the rating is there.
+
+    `action`: moved (the row follows the file), copied (a new row) or retried (the row's own
+    rating write failed before and is tried again).
+    """
+    moved = action == "moved"
     try:
         if metadata.write_mode != "none" and metadata.already_rated(path, known["stars"]):
             outcome = None
@@ -464,14 +544,19 @@ def _adopt(
         columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
     except PhotodError as exc:
         return _store_write_error(path, st, digest, known, exc, db, action, known, moved)
-    columns.update(status="ok", error=None, error_code=None, write_error=None)
+    columns.update(
+        status="ok", error=None, error_code=None, write_error=None, write_error_code=None
+    )
     if moved:
         move_photo(db, known["id"], path, columns)
         log.info("moved: %s -> %s (not re-scored)", known["path"], path)
     else:
         carried = {key: known[key] for key in _CARRIED_COLUMNS}
         upsert_photo(db, {"path": path, **carried, **columns})
-        log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
+        if action == "retried":
+            log.info("rating written on retry: %s", path)
+        else:
+            log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
     return ProcessedPhoto(
         path,
         action,
@@ -500,8 +585,9 @@ def _store_write_error(
     """The score is known but the rating could not be written: an `ok` row with the score and
     the reason in `write_error` (the score is real; only the rating is missing).
 
-    The row carries the file's stat, so the file is retried when it changes (or with a rescan),
-    not in a loop. A file deleted while it was being scored is no error: it is just gone.
+    The row keeps the score, so the next pass (and the daemon, with back-off) only tries the
+    write again (`write_pending`), without re-scoring. A file deleted while it was being scored
+    is no error: it is just gone.
     """
     if not os.path.lexists(path):
         return _vanished(path, db)
@@ -523,6 +609,7 @@ def _store_write_error(
         error=None,
         error_code=None,
         write_error=message,
+        write_error_code=getattr(exc, "code", "metadata"),
         written_to=json.dumps([os.path.basename(p) for p in getattr(exc, "written", [])]),
     )
     if moved and known is not None:
@@ -564,8 +651,12 @@ def _record_scored(
     original_hash: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-) -> ProcessedPhoto:
+) -> ProcessedPhoto | None:
+    """Write the rating and commit the row of a scored photo; None when the file changed since
+    its stat and hash were taken (the caller looks at it again)."""
     path = result.path
+    if _changed_since(path, st):
+        return None
     if result.status != "ok":
         if not os.path.lexists(path):
             return _vanished(path, db)
@@ -607,8 +698,11 @@ def _record_scored(
         return _store_write_error(
             path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
         )
+    wrote_photo = outcome is not None and any(os.path.abspath(p) == path for p in outcome.written)
+    if not wrote_photo and _changed_since(path, st):
+        return None  # changed during the (sidecar) write: this score is not the file's
     row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None,
-           "write_error": None}  # fmt: skip
+           "write_error": None, "write_error_code": None}  # fmt: skip
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)
     return ProcessedPhoto(
@@ -622,6 +716,30 @@ def _record_scored(
         written=list(getattr(outcome, "written", []) or []),
         write_skipped=getattr(outcome, "skipped", None),
     )
+
+
+def record_own_write(
+    db: sqlite_utils.Database,
+    path: str | os.PathLike[str],
+    written: Iterable[str],
+    **columns: Any,
+) -> bool:
+    """Keep the index in step with a metadata write photod made outside `process_paths` (cull
+    marks, `score --write`, develop settings): the photo's new size, mtime and hash, so that a
+    running daemon does not take photod's own write for the user's edit and re-score (and re-rate)
+    the photo, plus `columns` (e.g. the `stars` written). Returns False when the photo has no row.
+    """
+    path = os.path.abspath(os.fspath(path))
+    row = get_by_path(db, path)
+    if row is None:
+        return False
+    updates: dict[str, Any] = dict(columns)
+    if any(os.path.abspath(p) == path for p in written):
+        st = os.stat(path)
+        updates.update(_file_columns(path, st), content_hash=file_hash(path))
+    if updates:
+        upsert_photo(db, {"path": path, **updates})
+    return True
 
 
 def _suggest(

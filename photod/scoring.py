@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -238,15 +239,19 @@ class Scorer:
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
-            for path in paths:
-                pending.append((str(path), pool.submit(self._decode_for_model, path)))
-                # Keep about two batches decoding ahead of the model, not the whole folder.
-                if len(pending) >= 2 * self.batch_size:
+            try:
+                for path in paths:
+                    pending.append((str(path), pool.submit(self._decode_for_model, path)))
+                    # Keep about two batches decoding ahead of the model, not the whole folder.
+                    if len(pending) >= 2 * self.batch_size:
+                        yield from self._score_ready(pending[: self.batch_size], progress)
+                        pending = pending[self.batch_size :]
+                while pending:
                     yield from self._score_ready(pending[: self.batch_size], progress)
                     pending = pending[self.batch_size :]
-            while pending:
-                yield from self._score_ready(pending[: self.batch_size], progress)
-                pending = pending[self.batch_size :]
+            finally:
+                # Closed early (a stop request): decodes not started yet are dropped, not run.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
     def _threads_beside_decoders(self) -> Iterator[None]:
@@ -312,13 +317,27 @@ class Scorer:
                 [image.pixels for _, image in decoded], self.heads
             )
             for k, ((result, _), embedding) in enumerate(zip(decoded, embeddings, strict=True)):
-                result.score = float(outputs["rating"][k])
-                result.stars = self.star_mapping.stars(result.score)
-                result.embedding = embedding
-                result.head_outputs = {
-                    name: outputs[name][k].tolist() for name in self.heads if name != "rating"
-                }
+                self._set_score(result, float(outputs["rating"][k]), embedding)
+                if result.status == "ok":
+                    result.head_outputs = {
+                        name: outputs[name][k].tolist() for name in self.heads if name != "rating"
+                    }
         return results
+
+    def _set_score(self, result: ScoreResult, score: float, embedding: Any) -> None:
+        """Store a model output; a NaN or infinite one is an error, never a score or stars."""
+        if not math.isfinite(score) or (
+            embedding is not None and not np.isfinite(np.asarray(embedding)).all()
+        ):
+            result.score = result.stars = result.embedding = None
+            self._fail(
+                result, ModelError(f"the model gave a non-finite score ({score})", result.path)
+            )
+            return
+        result.status, result.error, result.error_code = "ok", None, None
+        result.score = score
+        result.stars = self.star_mapping.stars(score)
+        result.embedding = embedding
 
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:

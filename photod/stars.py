@@ -12,6 +12,7 @@ Each model's card stores its own thresholds (`star_thresholds`); the config file
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class StarMapping:
             raise ValueError(f"star thresholds must be 4 increasing numbers, got {self.thresholds}")
 
     def stars(self, score: float) -> int:
+        if not math.isfinite(score):
+            # NaN compares false with every threshold and would come out as 5 stars.
+            raise ValueError(f"a score must be finite to map to stars, got {score!r}")
         if self.reject_below is not None and score < self.reject_below:
             return -1
         return 1 + bisect_right(self.thresholds, score)

@@ -232,8 +232,13 @@ def test_unwritable_photo_keeps_its_score_and_records_the_write_failure(
     assert "cannot" in row["write_error"]
     assert row["score"] is not None and row["stars"] is not None
     assert path.read_bytes() == before
-    # Not retried in a loop: the same file is left alone until it changes.
-    assert next(iter(_run([path], model_scorer, db).values())).action == "unchanged"
+    # The next pass tries the write again (a failure may be transient, issue 16) without
+    # re-scoring: the same score, the same row, the photo still untouched.
+    again = next(iter(_run([path], model_scorer, db).values()))
+    assert again.action == "error" and again.error_code == "metadata"
+    assert again.score == result.score
+    assert get_by_path(db, str(path))["scored_at"] == row["scored_at"]
+    assert path.read_bytes() == before
 
 
 def test_suggest_stores_a_suggestion_per_scored_photo(tmp_path: Path, model_scorer, db) -> None:

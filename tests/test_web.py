@@ -6,6 +6,7 @@ SQLite index written through `photod.index`; thumbnails are checked by decoding 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -20,6 +21,9 @@ from starlette.testclient import TestClient
 
 from photod.web import WebConfig, create_app
 from tests import photos
+
+# The app answers only its own Host names (issue 16): the test client talks to it as 127.0.0.1.
+LocalClient = functools.partial(TestClient, base_url="http://127.0.0.1")
 
 
 def _jpeg_bytes(pixels: np.ndarray, quality: int = 90) -> bytes:
@@ -39,7 +43,7 @@ def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def client(scorer, upload_tmp: Path) -> TestClient:
-    return TestClient(create_app(WebConfig(), scorer=scorer))
+    return LocalClient(create_app(WebConfig(), scorer=scorer))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def _multipart(name: str, payload: bytes) -> tuple[bytes, str]:
 
 
 def test_upload_size_limit(scorer, upload_tmp: Path, tmp_path: Path):
-    client = TestClient(create_app(WebConfig(max_upload_bytes=50_000), scorer=scorer))
+    client = LocalClient(create_app(WebConfig(max_upload_bytes=50_000), scorer=scorer))
     big = _jpeg_bytes(photos.real_photo("astronaut"), quality=98)
     assert len(big) > 100_000
     # With Content-Length: refused before the body is read.
@@ -174,7 +178,7 @@ def test_pixel_limit(cat_pixels: np.ndarray):
 
     # The app's own scorer carries the web limit.
     app = create_app(WebConfig(max_pixels=100_000, device="cpu"))
-    client = TestClient(app)
+    client = LocalClient(app)
     response = client.post("/api/score", files={"file": ("cat.jpg", _jpeg_bytes(cat_pixels))})
     assert response.status_code == 413, response.text
     body = response.json()
@@ -243,7 +247,7 @@ def library(tmp_path: Path) -> dict:
 @pytest.fixture()
 def library_client(library: dict) -> TestClient:
     config = WebConfig(db_path=library["db"], library_roots=[library["root"]])
-    return TestClient(create_app(config))
+    return LocalClient(create_app(config))
 
 
 def test_api_photos_filters_and_sorts(library_client: TestClient):
@@ -268,7 +272,7 @@ def test_api_photos_filters_and_sorts(library_client: TestClient):
 
 
 def test_api_photos_without_index(tmp_path: Path):
-    client = TestClient(create_app(WebConfig(db_path=tmp_path / "none.db")))
+    client = LocalClient(create_app(WebConfig(db_path=tmp_path / "none.db")))
     assert client.get("/api/photos").json() == {"count": 0, "photos": []}
     assert not (tmp_path / "none.db").exists()  # reading never creates an index
     assert "No index yet" in client.get("/library").text
@@ -390,7 +394,7 @@ def test_only_library_files_are_served(library_client: TestClient, library: dict
 
 def test_no_library_folder_serves_what_the_index_holds(library: dict, tmp_path: Path):
     # Issue 19: after `photod watch DIR` the page shows DIR's photos with no --library flag.
-    client = TestClient(create_app(WebConfig(db_path=library["db"])))
+    client = LocalClient(create_app(WebConfig(db_path=library["db"])))
     path = library["paths"]["cat.jpg"]
     assert client.get("/thumbs", params={"path": str(path)}).status_code == 200
     html = client.get("/library").text
@@ -476,7 +480,7 @@ def test_suggest_returns_cli_json_and_pages_stay_responsive(scorer, jpeg_file: P
     from photod.suggest import Suggestion
 
     app = create_app(WebConfig(), scorer=scorer)
-    with TestClient(app) as client:  # one event loop serves every request
+    with LocalClient(app) as client:  # one event loop serves every request
         answers: dict[str, Any] = {}
 
         def suggest() -> None:
@@ -520,7 +524,7 @@ def test_file_names_are_escaped_in_pages(library: dict):
     db = open_index(library["db"])
     upsert_photo(db, {"path": str(path), "status": "ok", "score": 4.5, "stars": 5})
     db.close()
-    client = TestClient(
+    client = LocalClient(
         create_app(WebConfig(db_path=library["db"], library_roots=[library["root"]]))
     )
     for html in (

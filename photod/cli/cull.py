@@ -180,10 +180,15 @@ def apply_marks(
     demote: int,
     model: str,
     force: bool,
+    db: Any = None,
 ) -> list[dict[str, Any]]:
-    """Write labels and/or ratings for ranked groups; one outcome dict per photo touched."""
+    """Write labels and/or ratings for ranked groups; one outcome dict per photo touched.
+
+    With `db` (the index a daemon may be watching with), each photo's row follows the write, so
+    the daemon does not re-score the photo and put the model's stars back."""
     from photod.errors import MetadataError, PhotodError
     from photod.metadata import RatingInfo, write_label, write_rating
+    from photod.pipeline import record_own_write
 
     outcomes = []
     for group in groups:
@@ -201,6 +206,8 @@ def apply_marks(
                         outcome = write_label(photo["path"], label)
                         row["label"] = label
                         row["label_written"] = outcome.written
+                        if db is not None:
+                            record_own_write(db, photo["path"], outcome.written)
                 if mark in ("stars", "both") and photo["score"] is not None:
                     stars = photo["stars"] or 0
                     if not photo["best"]:
@@ -211,6 +218,8 @@ def apply_marks(
                     row["stars"] = stars
                     row["rating_written"] = outcome.written
                     row["write_status"] = outcome.status
+                    if db is not None and outcome.written:
+                        record_own_write(db, photo["path"], outcome.written, stars=stars)
                     if outcome.skipped:
                         row["skipped"] = outcome.skipped
                     elif not outcome.written:
@@ -220,6 +229,17 @@ def apply_marks(
                 row["write_status"] = "failed"
             outcomes.append(row)
     return outcomes
+
+
+def _index_if_any(settings: Any) -> Any:
+    """The index (`db` setting, else the default one) when it exists: marks keep it in step."""
+    from pathlib import Path
+
+    from photod.index import open_index
+    from photod.paths import default_db_path
+
+    path = Path(settings.db) if settings.db else default_db_path()
+    return open_index(path) if path.exists() else None
 
 
 @click.command()
@@ -315,9 +335,14 @@ def cull(
     }
     outcomes: list[dict[str, Any]] = []
     if apply:
-        outcomes = apply_marks(
-            groups, mark, best_label, reject_label, demote, scorer.version, force
-        )
+        db = _index_if_any(settings)
+        try:
+            outcomes = apply_marks(
+                groups, mark, best_label, reject_label, demote, scorer.version, force, db
+            )
+        finally:
+            if db is not None:
+                db.close()
     if as_json:
         for group in groups:
             emit_json(group)

@@ -204,6 +204,10 @@ def _suggest_one(
                 outcome = write_develop(path, suggestion, force=force)
                 data["xmp"] = {**outcome.to_dict(), "error": None}
                 data["xmp"]["status"] = "written" if outcome.written else "skipped"
+                if db is not None:
+                    from photod.pipeline import record_own_write
+
+                    record_own_write(db, path, outcome.written)
             except PhotodError as exc:  # the suggestion stands; only its XMP is missing
                 failed = 1
                 data["xmp"] = {"path": str(path), "written": [], "skipped": None,

@@ -218,6 +218,8 @@ def watch(
         quiet_seconds=settings.quiet_seconds,
         queue_size=settings.queue_size,
         summary_interval=settings.summary_interval,
+        retry_seconds=settings.retry_seconds,
+        rescan_interval=settings.rescan_interval,
         once=once,
         on_result=on_result if as_json else None,
     )

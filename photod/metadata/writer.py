@@ -14,8 +14,9 @@ Where a rating goes, per format (`mode="auto"`):
 `NAME.xmp` is written only for sidecar formats: for a JPEG, Lightroom never reads it and it may be
 the sidecar of a RAW of the same name (RAW+JPEG pairs).
 
-A rating is the user's when it is non-zero and no `photod:Stars` next to it equals it; photod then
-leaves every location alone unless `force=True`, and reports it in `WriteOutcome.user_rating`.
+A rating is the user's when it differs from the `photod:Stars` next to it (0, a cleared rating,
+included), or, where photod never wrote, when it is non-zero; photod then leaves every location
+alone unless `force=True`, and reports it in `WriteOutcome.user_rating`.
 """
 
 from __future__ import annotations
@@ -102,9 +103,17 @@ def _state(loc: Location, strict: bool) -> tuple[dict[str, str], dict[str, str]]
 
 
 def _user_rating_in(xmp: dict[str, str], exif: dict[str, str]) -> int | None:
-    """A non-zero rating here that photod did not write (no equal photod:Stars), else None."""
+    """The user's rating in this location, else None.
+
+    Where photod wrote its stars here (`photod:Stars`), any xmp:Rating that differs from them is
+    the user's, 0 included: clearing the stars in Lightroom or Explorer is a choice, and so is
+    removing the rating. Where photod never wrote, a non-zero rating is the user's (or a camera's)
+    and 0 means "unrated".
+    """
     stars = X.parse_rating(X.photod_fields(xmp).get("Stars"))
     rating = X.parse_rating(xmp.get(X.RATING))
+    if stars is not None and rating != stars:
+        return 0 if rating is None else rating
     if rating not in (None, 0) and rating != stars:
         return rating
     exif_rating = X.parse_rating(exif.get(X.EXIF_RATING))
@@ -241,7 +250,8 @@ def write_label(
 
 def read_user_rating(path: str | os.PathLike[str]) -> int | None:
     """The rating the user set (not photod), from sidecars first, then embedded XMP and EXIF;
-    None when there is none (0 means unrated). Unreadable metadata is logged and skipped."""
+    None when there is none; 0 is the user's "no stars" where photod had written stars.
+    Unreadable metadata is logged and skipped."""
     return _find_user_rating(Path(path), targets=[])
 
 

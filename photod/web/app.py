@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import hmac
+import io
 import json
 import logging
 import math
@@ -23,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +36,9 @@ import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -89,6 +93,14 @@ class WebConfig:
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
     preload_model: bool = False  # `photod serve`: load the model in the background at start
+    # Who may talk to the page (see "Access" below): the Host names it answers to besides the
+    # loopback ones, the port it listens on (None: any; for tests and embedding), and the
+    # access token a non-loopback server requires (None: no token, loopback only).
+    hosts: Sequence[str] = field(default_factory=list)
+    port: int | None = None
+    token: str | None = None
+    thumb_workers: int = 2
+    thumb_cache_bytes: int = 512_000_000
 
     def resolved_roots(self) -> list[Path]:
         roots = []
@@ -118,7 +130,20 @@ class PhotodJSONResponse(JSONResponse):
     """JSON that tolerates the odd EXIF value (dates, rationals) by writing it as a string."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, default=str, allow_nan=False).encode()
+        # NaN/inf (an odd EXIF rational, a broken model output) become null, never a bare 500.
+        return json.dumps(
+            _finite(content), ensure_ascii=False, default=str, allow_nan=False
+        ).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass
@@ -146,6 +171,10 @@ class _State:
         self.model_limiter = anyio.CapacityLimiter(max(1, config.model_workers))
         self._preload: threading.Thread | None = None
         self.model_error: str | None = None
+        # Thumbnails decode full photos: a page of 48 must not start 48 decodes at once.
+        self.thumb_limiter = anyio.CapacityLimiter(max(1, config.thumb_workers))
+        self._thumb_lock = threading.Lock()
+        self._thumb_bytes: int | None = None  # running total of the cache, None: not counted yet
 
     def preload(self) -> None:
         """Load (and warm up) the model in a background thread, so the first upload does not
@@ -196,10 +225,62 @@ class _State:
         """Run a model call in a worker thread; at most `model_workers` at once."""
         return await anyio.to_thread.run_sync(func, *args, limiter=self.model_limiter)
 
+    def thumbnail_written(self, written: Path, size: int) -> None:
+        """Keep the thumbnail cache under `thumb_cache_bytes`: the least recently used go first
+        (never the one just written)."""
+        limit = self.config.thumb_cache_bytes
+        with self._thumb_lock:
+            if self._thumb_bytes is None:
+                self._thumb_bytes = sum(size for _, size, _ in _cache_files(self.thumb_dir))
+            else:
+                self._thumb_bytes += size
+            if self._thumb_bytes <= limit:
+                return
+            files = sorted(_cache_files(self.thumb_dir), key=lambda item: item[2])
+            total = sum(size for _, size, _ in files)
+            for path, size, _ in files:
+                if total <= limit * 0.8:  # trim below the limit, so trims stay rare
+                    break
+                if path == written:
+                    continue
+                try:
+                    path.unlink()
+                    total -= size
+                except FileNotFoundError:
+                    total -= size
+                except OSError as exc:
+                    log.warning("web: cannot trim thumbnail cache %s: %s", path, exc)
+            self._thumb_bytes = total
+            log.info("web: thumbnail cache trimmed to %.1f MB", total / 1e6)
+
     def db_path(self) -> Path:
         from photod.paths import default_db_path
 
         return Path(self.config.db_path) if self.config.db_path else default_db_path()
+
+
+def _cache_files(folder: Path) -> list[tuple[Path, int, float]]:
+    """(path, bytes, last use) of every cached thumbnail."""
+    found = []
+    try:
+        subfolders = list(os.scandir(folder))
+    except OSError:
+        return []
+    for sub in subfolders:
+        if not sub.is_dir(follow_symlinks=False):
+            continue
+        try:
+            entries = list(os.scandir(sub.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".jpg") and not entry.name.startswith("."):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((Path(entry.path), st.st_size, max(st.st_atime, st.st_mtime)))
+    return found
 
 
 def _state(request: Request) -> _State:
@@ -630,8 +711,9 @@ def _is_indexed(state: _State, path: str) -> bool:
     return row is not None and row.get("status") != "missing"
 
 
-def _thumbnail(state: _State, source: Path, size: int) -> Path:
-    """A cached JPEG of `source` with long side `size`, made once per file version."""
+def _thumbnail(state: _State, source: Path, size: int) -> bytes:
+    """A JPEG of `source` with long side `size`, cached once per file version. The bytes are
+    returned, not the cache path, so a cache trim cannot pull the file from under a response."""
     from PIL import Image
 
     from photod.decode import decode_image
@@ -639,22 +721,32 @@ def _thumbnail(state: _State, source: Path, size: int) -> Path:
     stat = source.stat()
     key = hashlib.sha256(f"{source}\0{stat.st_mtime_ns}\0{stat.st_size}\0{size}".encode())
     target = state.thumb_dir / key.hexdigest()[:2] / f"{key.hexdigest()}.jpg"
-    if target.exists():
-        return target
+    try:
+        cached = target.read_bytes()
+        # Last use, for the cache trimming, goes in the access time; the mtime stays the time
+        # the thumbnail was made.
+        os.utime(target, ns=(time.time_ns(), target.stat().st_mtime_ns))
+        return cached
+    except OSError:
+        pass  # not cached yet, or trimmed a moment ago
     decoded = decode_image(source, min_side=size, max_pixels=state.config.max_pixels)
     image = Image.fromarray(decoded.pixels)
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    jpeg = buffer.getvalue()
     target.parent.mkdir(parents=True, exist_ok=True)
     # Temp file + rename: two requests for the same thumbnail never see half a JPEG.
     fd, tmp = tempfile.mkstemp(prefix=".photod-tmp-", suffix=".jpg", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            image.save(out, "JPEG", quality=85)
+            out.write(jpeg)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+    state.thumbnail_written(target, len(jpeg))
+    return jpeg
 
 
 async def thumbs(request: Request) -> Response:
@@ -670,10 +762,12 @@ async def thumbs(request: Request) -> Response:
         log.warning("web: refused thumbnail for %r (not a photo inside a library folder)", path)
         raise ApiError(404, "not_found", "no such photo in the library folders")
     try:
-        target = await anyio.to_thread.run_sync(_thumbnail, state, source, size)
+        jpeg = await anyio.to_thread.run_sync(
+            _thumbnail, state, source, size, limiter=state.thumb_limiter
+        )
     except DecodeError as exc:
         raise ApiError(ERROR_STATUS.get(exc.code, 422), exc.code, str(exc)) from None
-    return FileResponse(target, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,6 +856,131 @@ def _html_error(request: Request, exc: ApiError) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
+# Access: Host, Origin and token checks for every request
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "photod_token"
+# Pages a link from another site may open (a top-level navigation shows the page to its user,
+# it gives the other site nothing); everything else is same-origin only.
+NAVIGABLE_PAGES = ("/", "/library", "/library/photo")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """'[::1]:8765' -> ('::1', 8765); 'Localhost' -> ('localhost', None); junk -> ('', None)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        name, _, port_text = value.partition(":")
+    else:
+        name, port_text = value, ""
+    if port_text and not port_text.isdigit():
+        return "", None
+    return name.rstrip("."), int(port_text) if port_text else None
+
+
+class AccessGuard:
+    """ASGI middleware: the page answers only its own Host and Origin, and a token when set.
+
+    - Host: one of the loopback names or `config.hosts`, on `config.port` (DNS rebinding: a
+      foreign name that resolves to 127.0.0.1 gets 403). With a token the Host is not checked
+      (a LAN server has names photod cannot know); the token does that job.
+    - Origin / Sec-Fetch-Site: a request sent by another site's page (a form post, a fetch, an
+      <img> of a thumbnail) gets 403; only a top-level navigation to a page is let through.
+    - Token: `?token=` (then kept in an HttpOnly, SameSite=Strict cookie), the cookie, or
+      `Authorization: Bearer`; anything else gets 401.
+    """
+
+    def __init__(self, app: Any, config: WebConfig) -> None:
+        self.app = app
+        self.token = config.token
+        self.port = config.port
+        self.hosts = {_split_host(h)[0] for h in (*LOOPBACK_HOSTS, *config.hosts) if h}
+        self.hosts.discard("")
+
+    async def __call__(self, scope: Any, receive: Receive, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            status, code, message = refusal
+            log.warning(
+                "web: refused %s %s (host %r, origin %r): %s",
+                request.method,
+                request.url.path,
+                request.headers.get("host"),
+                request.headers.get("origin"),
+                message,
+            )
+            response: Response = PhotodJSONResponse(
+                {"status": "error", "code": code, "error": message}, status_code=status
+            )
+            await response(scope, receive, send)
+            return
+        given = request.query_params.get("token")
+        if self.token and given and request.method == "GET":
+            # Keep the token in a cookie and drop it from the address bar and history.
+            query = "&".join(
+                f"{quote(k)}={quote(v)}"
+                for k, v in request.query_params.multi_items()
+                if k != "token"
+            )
+            target = request.url.path + (f"?{query}" if query else "")
+            response = Response(status_code=303, headers={"Location": target})
+            response.set_cookie(
+                TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, request: Request) -> tuple[int, str, str] | None:
+        host_header = request.headers.get("host", "")
+        name, port = _split_host(host_header)
+        if self.token is None:
+            if name not in self.hosts:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+            if self.port is not None and (port or 80) != self.port:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+        origin = request.headers.get("origin")
+        site = request.headers.get("sec-fetch-site", "").lower()
+        navigation = (
+            request.method == "GET"
+            and request.headers.get("sec-fetch-mode", "").lower() == "navigate"
+            and request.url.path in NAVIGABLE_PAGES
+        )
+        if origin is not None and origin.lower() != f"{request.url.scheme}://{host_header}".lower():
+            if not navigation:
+                return 403, "forbidden_origin", f"requests from {origin!r} are not accepted"
+        if site in ("cross-site", "same-site") and not navigation:
+            return 403, "forbidden_origin", "requests from other sites' pages are not accepted"
+        if self.token is not None and not self._has_token(request):
+            return (
+                401,
+                "token_required",
+                (
+                    "this server needs its access token: open the address `photod serve` printed "
+                    "(…/?token=…) or send `Authorization: Bearer TOKEN`"
+                ),
+            )
+        return None
+
+    def _has_token(self, request: Request) -> bool:
+        assert self.token is not None
+        auth = request.headers.get("authorization", "")
+        candidates = [
+            request.cookies.get(TOKEN_COOKIE, ""),
+            auth[7:].strip() if auth.lower().startswith("bearer ") else "",
+            request.query_params.get("token", ""),
+        ]
+        return any(c and hmac.compare_digest(c, self.token) for c in candidates)
+
+
+# ---------------------------------------------------------------------------------------------
 # The app
 
 
@@ -813,7 +1032,11 @@ def create_app(config: WebConfig | None = None, scorer: Any = None) -> Starlette
     }
     if not any(isinstance(f, _UploadNameFilter) for f in log.filters):
         log.addFilter(_UploadNameFilter())
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(AccessGuard, config=config)],
+    )
     app.state.photod = _State(config, scorer)
     app.state.templates = _templates()
     if config.preload_model:
