@@ -112,23 +112,19 @@ def fmt_stat(stat: dict[str, Any] | None, unit: str = "") -> str:
 
 
 def fresh_copy(source: Path, dest: Path, names: Sequence[str] | None = None) -> Path:
-    """Hard links to `source`'s files (or only `names`) in an empty `dest`, so that a timed run
+    """Copies of `source`'s files (or only `names`) in an empty `dest`, so that a timed run
     never finds ratings written by an earlier one.
 
-    Links cost no disk I/O (on this 129 MB/s disk, copying and flushing 1.6 GB of photos took
-    longer than the run it prepared). They are safe because photod never opens a photo for
-    writing: a rating goes into a temp copy that replaces the path (`os.replace`), which leaves
-    the other link, the cached input, untouched; `check_unchanged` verifies that after each run.
-    Falls back to copying where links are impossible (another file system).
+    Copies, not hard links: photod refuses to rewrite a photo with other links (the rename would
+    split them; `hard_link` in `photod.metadata.atomic`), so a linked input would only measure
+    that refusal. The copy is flushed (`sync`) before the run it prepares; `check_unchanged`
+    still verifies that the cached inputs are never modified.
     """
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     for name in names if names is not None else sorted(p.name for p in source.iterdir()):
-        try:
-            os.link(source / name, dest / name)
-        except OSError:
-            shutil.copyfile(source / name, dest / name)
+        shutil.copy2(source / name, dest / name)
     sync()
     return dest
 

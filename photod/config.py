@@ -66,7 +66,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("quiet_seconds", "float", 5.0, "Wait for a file still open this long.", minimum=0),
     Option("queue_size", "int", 512, "Files waiting for the model, at most.", minimum=1),
     Option("summary_interval", "float", 60.0, "Seconds between summary log lines.", minimum=1),
-    Option("log_level", "str", "info", "Daemon log level.", LOG_LEVELS),
+    Option(
+        "retry_seconds", "float", 30.0, "First wait before a failed write is retried.", minimum=0.1
+    ),
+    Option("rescan_interval", "float", 600.0, "Seconds between reconciliation scans.", minimum=1),
+    Option(
+        "log_level",
+        "str",
+        "info",
+        "Log level on stderr, every command (watch: a line per photo).",
+        LOG_LEVELS,
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -10,7 +10,10 @@ For each path `process_paths` decides what work is needed, cheapest check first:
 
 Committing last makes the index the journal: after a crash at any moment a file has either its
 finished row or none, and one without a row is simply processed again (the metadata writer is
-atomic and idempotent). One bad file yields an `error` row and never stops the others.
+atomic and idempotent). One bad file yields an `error` row and never stops the others; a photo
+scored whose rating could not be written keeps an `ok` row with the reason in `write_error`.
+A photo that changes while it is scored (checked before its rating is written and again before
+its row is committed) is looked at again from the start.
 
 It is one stream, so that no core waits: paths are triaged as the decode threads ask for more
 work; each decode thread reads a file once, hashes those bytes (step 2 is then answered from a
@@ -24,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,9 +42,11 @@ from typing import TYPE_CHECKING, Any
 from photod.errors import (
     FileUnreadableError,
     FileVanishedError,
+    MetadataError,
     PhotodError,
 )
 from photod.index import (
+    PERMANENT_WRITE_ERRORS,
     embedding_blob,
     find_by_hash,
     get_by_path,
@@ -58,6 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("photod")
 
 HASH_CHUNK = 1 << 20
+# A photo that changes under the scorer this many times in a row is left for its next event.
+MAX_CHANGED_ROUNDS = 3
 # Columns copied from a known row when the same content turns up under another name.
 _CARRIED_COLUMNS = (
     "width", "height", "format", "captured_at", "capture_subsec", "camera_make", "camera_model",
@@ -70,7 +78,8 @@ _CARRIED_COLUMNS = (
 class ProcessedPhoto:
     """What happened to one path; `to_dict` is the `--json` shape.
 
-    `action`: scored, moved, copied, unchanged, missing, error or skipped.
+    `action`: scored, moved, copied, retried (a failed rating write done now), unchanged,
+    missing, error or skipped.
     """
 
     path: str
@@ -84,6 +93,7 @@ class ProcessedPhoto:
     error_code: str | None = None
     written: list[str] = field(default_factory=list)
     write_skipped: str | None = None
+    write_error: str | None = None  # scored, but the rating could not be written
     moved_from: str | None = None
     suggestion: Any = None
 
@@ -100,8 +110,20 @@ class ProcessedPhoto:
             "error_code": self.error_code,
             "written": self.written,
             "write_skipped": self.write_skipped,
+            "write_error": self.write_error,
+            "write_status": self.write_status,
             "moved_from": self.moved_from,
         }
+
+    @property
+    def write_status(self) -> str | None:
+        """'written', 'skipped' (a reason in write_skipped), 'failed' (write_error), or None when
+        no write was attempted (write mode none, unchanged, errors)."""
+        if self.write_error:
+            return "failed"
+        if self.written:
+            return "written"
+        return "skipped" if self.write_skipped else None
 
 
 def file_hash(path: str) -> str:
@@ -125,7 +147,9 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
 
     def number(key: str) -> float | None:
         value = exif.get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
 
     iso = exif.get("iso")
     return {
@@ -140,6 +164,40 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
         "iso": int(iso) if isinstance(iso, (int, float)) else None,
         "focal_length": number("focal_length"),
     }
+
+
+def scored_columns(result: ScoreResult, scored_at: str) -> dict[str, Any]:
+    """Index columns of a scored photo (size, EXIF summary, score, embedding blob); the local
+    pipeline and the Ray batch job (`photod.batch`) record the same ones."""
+    return {
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        **_exif_columns(result.exif),
+        "score": result.score,
+        "stars": result.stars,
+        "model": result.model,
+        "scored_at": scored_at,
+        "embedding": embedding_blob(result.embedding),
+    }
+
+
+def write_rating_columns(
+    path: str,
+    score: float,
+    stars: int,
+    model: str,
+    scored_at: str,
+    original_hash: str,
+    write_mode: str = "none",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the rating as `process_paths` does (mode `none`: only read the user's rating) and
+    return the index columns that follow: user_rating, written_to, and the file's stat and hash
+    as photod leaves it. Raises PhotodError when the rating cannot be written."""
+    metadata = _Metadata(write_mode, force)
+    outcome, columns = _write_rating(path, score, stars, model, scored_at, metadata)
+    return {**columns, **_after_write_columns(path, original_hash, outcome)}
 
 
 def _file_columns(path: str, st: os.stat_result) -> dict[str, Any]:
@@ -220,6 +278,7 @@ def process_paths(
     force: bool = False,
     suggest: bool = False,
     chunk_size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ProcessedPhoto]:
     """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
 
@@ -227,14 +286,27 @@ def process_paths(
     photos (default: 4 model batches) are between decoding and their index commit, so memory
     stays bounded whatever the number of paths. Raises only for setup problems (metadata writer
     or suggestion modules missing); every per-file problem becomes an `error` result.
+    `should_stop` is asked between photos: once it says True no further photo is started (those
+    left have no new row, so the next run does them; rating writes already under way are
+    finished and committed), and the generator ends.
     """
+    stop = should_stop or (lambda: False)
     metadata = _Metadata(write_mode, force)
     suggesters = _suggest_modules() if suggest else None
     in_flight = chunk_size or max(4 * scorer.batch_size, 32)
     unique = dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths)  # each path once
     with ThreadPoolExecutor(_writer_threads(), thread_name_prefix="photod-write") as writers:
         yield from _process_stream(
-            iter(unique), scorer, db, metadata, suggesters, writers, in_flight, known_check=True
+            iter(unique),
+            scorer,
+            db,
+            metadata,
+            suggesters,
+            writers,
+            in_flight,
+            stop,
+            known_check=True,
+            changes={},
         )
 
 
@@ -261,6 +333,10 @@ class _Written:
     outcome: Any = None
     columns: dict[str, Any] | None = None
     error: PhotodError | None = None
+    # The photo changed after triage took its stat, before the write: nothing was written.
+    changed: bool = False
+    # The photo's stat right after photod wrote into it (None: the photo itself was not written).
+    after: os.stat_result | None = None
 
 
 def _process_stream(
@@ -271,8 +347,12 @@ def _process_stream(
     suggesters: tuple[Any, Any] | None,
     writers: ThreadPoolExecutor,
     in_flight: int,
+    stop: Callable[[], bool],
     known_check: bool,
+    changes: dict[str, int],
 ) -> Iterator[ProcessedPhoto]:
+    """`process_paths` on `paths`; `changes` counts, across the rounds of one call, how often
+    each photo changed while it was scored (it is skipped after MAX_CHANGED_ROUNDS)."""
     to_score: dict[str, _Queued] = {}
     settled: deque[ProcessedPhoto] = deque()  # triage outcomes, yielded as the stream goes
 
@@ -280,6 +360,8 @@ def _process_stream(
 
     def feed() -> Iterator[str]:
         for path in paths:
+            if stop():  # no further photo is started
+                return
             if not os.path.lexists(path):
                 gone.append(path)
                 continue
@@ -295,23 +377,42 @@ def _process_stream(
     known = _KnownContent(db) if known_check else None
     pending: deque[tuple[ScoreResult, _Queued, Future[_Written] | None]] = deque()
     retry: list[str] = []  # known content that, looked at closely, must be scored after all
+    changed: list[str] = []  # replaced or rewritten while scored: looked at again from the start
 
-    def finish(entry: tuple[ScoreResult, _Queued, Future[_Written] | None]) -> ProcessedPhoto:
+    def finish(
+        entry: tuple[ScoreResult, _Queued, Future[_Written] | None],
+    ) -> ProcessedPhoto | None:
         result, queued, job = entry
         try:
             written = job.result() if job is not None else None
             outcome = _commit_scored(result, queued.st, result.content_hash, db, written)
-            if suggesters and outcome.status == "ok":
+            if outcome is None:
+                changed.append(result.path)
+                return None
+            if suggesters and outcome.status == "ok" and not stop():
                 _suggest(outcome, scorer, db, suggesters)
         except Exception as exc:
             outcome = _unexpected(result.path, exc)
         return outcome
 
+    def finished(
+        entry: tuple[ScoreResult, _Queued, Future[_Written] | None],
+    ) -> Iterator[ProcessedPhoto]:
+        outcome = finish(entry)
+        if outcome is not None:
+            yield outcome
+
+    stopped = False
     try:
         skip = known.seen if known is not None else None
-        for result in scorer.score_paths(feed(), content_hash=True, skip=skip):
+        results = scorer.score_paths(feed(), content_hash=True, skip=skip)
+        for result in results:
             while settled:
                 yield settled.popleft()
+            if stop():
+                stopped = True
+                results.close()  # cancels the decodes queued ahead
+                break
             queued = to_score.pop(result.path)
             try:
                 if result.content_hash is not None:
@@ -326,26 +427,34 @@ def _process_stream(
                     continue
                 job = None
                 if result.status == "ok":
-                    job = writers.submit(_write_scored, result, metadata)
+                    job = writers.submit(_write_scored, result, queued.st, metadata)
             except Exception as exc:
                 yield _unexpected(result.path, exc)
                 continue
             pending.append((result, queued, job))
             while pending and (pending[0][2] is None or pending[0][2].done()):
-                yield finish(pending.popleft())
+                yield from finished(pending.popleft())
             while len(pending) > in_flight:
-                yield finish(pending.popleft())
+                yield from finished(pending.popleft())
+        if stopped:
+            # Writes not started yet are dropped (no row: the next run does those photos);
+            # those under way or done are finished and committed.
+            for _, _, job in pending:
+                if job is not None:
+                    job.cancel()
+            pending = deque(e for e in pending if e[2] is None or not e[2].cancelled())
         while pending:
-            yield finish(pending.popleft())
-        for path in gone:
-            try:
-                outcome = _triage(path, db, scorer, metadata, to_score)
-            except Exception as exc:
-                outcome = _unexpected(path, exc)
-            if outcome is not None:
-                settled.append(outcome)
-            else:  # it came back meanwhile
-                retry.append(path)
+            yield from finished(pending.popleft())
+        if not stopped:
+            for path in gone:
+                try:
+                    outcome = _triage(path, db, scorer, metadata, to_score)
+                except Exception as exc:
+                    outcome = _unexpected(path, exc)
+                if outcome is not None:
+                    settled.append(outcome)
+                else:  # it came back meanwhile
+                    retry.append(path)
         while settled:
             yield settled.popleft()
     finally:
@@ -354,9 +463,29 @@ def _process_stream(
                 job.cancel()
         if known is not None:
             known.close()
+    if stopped or stop():
+        return
+    for path in changed:
+        # Its score belongs to bytes that are no longer there: look at it again from the start.
+        changes[path] = changes.get(path, 0) + 1
+        if changes[path] >= MAX_CHANGED_ROUNDS:
+            log.warning("skipped %s: it kept changing while it was scored", path)
+            yield ProcessedPhoto(path, "skipped", error="kept changing", error_code="changing")
+            continue
+        log.info("%s changed while it was scored: looking at it again", path)
+        retry.append(path)
     if retry:
         yield from _process_stream(
-            iter(retry), scorer, db, metadata, suggesters, writers, in_flight, known_check=False
+            iter(retry),
+            scorer,
+            db,
+            metadata,
+            suggesters,
+            writers,
+            in_flight,
+            stop,
+            known_check=False,
+            changes=changes,
         )
 
 
@@ -414,10 +543,27 @@ def _uri_path(path: str) -> str:
     return quote(path)
 
 
+def _changed_since(path: str, st: os.stat_result) -> bool:
+    """True when `path` is no longer the file `st` described (replaced, rewritten); a vanished
+    file is reported by the caller's own checks."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
+
+
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
     if isinstance(exc, PhotodError):
-        log.warning("%s", exc)
-        return ProcessedPhoto(path, "error", "error", error=str(exc), error_code=exc.code)
+        # Reported once, by the caller (the daemon logs each error outcome).
+        return ProcessedPhoto(
+            path, "error", "error", error=exc.message_for(path), error_code=exc.code
+        )
     log.exception("unexpected error processing %s", path)
     return ProcessedPhoto(
         path, "error", "error", error=f"unexpected {type(exc).__name__}: {exc}", error_code="bug"
@@ -425,7 +571,7 @@ def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
 
 
 def _error_row(db: sqlite_utils.Database, path: str, exc: PhotodError, extra: dict) -> None:
-    row = {"path": path, "status": "error", "error": str(exc), "error_code": exc.code}
+    row = {"path": path, "status": "error", "error": exc.message_for(path), "error_code": exc.code}
     _error_row_or_log(db, {**row, "score": None, "stars": None, "embedding": None, **extra})
 
 
@@ -460,8 +606,7 @@ def _triage(
         # a symbolic link loop, a path component without permission, ...
         error = FileUnreadableError(f"cannot stat: {exc.strerror}", path)
         _error_row(db, path, error, {})
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+        return ProcessedPhoto(path, "error", "error", error=error.message, error_code=error.code)
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         log.info("skipped %s: %s", path, kind)
@@ -471,6 +616,16 @@ def _triage(
         return ProcessedPhoto(path, "skipped", error="unsupported", error_code="unsupported")
 
     row = get_by_path(db, path)
+    if row is not None and write_pending(row):
+        # Scored, but the rating could not be written (a read-only folder, a full disk): try the
+        # write again with the known score; a changed file is scored afresh (queued below).
+        # Rare, so this one is hashed here rather than in a decode thread.
+        try:
+            digest = file_hash(path)
+        except OSError:
+            digest = None
+        if digest is not None and digest == row["content_hash"]:
+            return _adopt(row, path, st, digest, db, metadata, action="retried")
     if row is not None and row["status"] != "missing" and _same_stat(row, st):
         return _from_row(path, "unchanged", row)
     to_score[path] = _Queued(st, row)
@@ -492,9 +647,21 @@ def _triage_hashed(
         if known["path"] == path or known["score"] is None or known["status"] == "error":
             continue
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
-            return _adopt(known, path, st, digest, db, metadata, moved=True)
-        return _adopt(known, path, st, digest, db, metadata, moved=False)
+            return _adopt(known, path, st, digest, db, metadata, action="moved")
+        return _adopt(known, path, st, digest, db, metadata, action="copied")
     return None
+
+
+def write_pending(row: dict[str, Any]) -> bool:
+    """True when a row's photo was scored but its rating write failed and is worth retrying."""
+    if row.get("score") is None:
+        return False
+    if row.get("status") == "ok":  # since m003: the score's row is ok, the failure beside it
+        return bool(row.get("write_error")) and (
+            row.get("write_error_code") not in PERMANENT_WRITE_ERRORS
+        )
+    # An index written before m003 kept such a photo as an error row with its score.
+    return row.get("status") == "error" and row.get("error_code") not in PERMANENT_WRITE_ERRORS
 
 
 def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
@@ -508,6 +675,7 @@ def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
         row["model"],
         row["error"],
         row["error_code"],
+        write_error=row.get("write_error"),
     )
 
 
@@ -522,6 +690,8 @@ def _write_rating(
     if metadata.write_mode == "none":
         return None, {"user_rating": metadata.read_user_rating(path), "written_to": "[]"}
     outcome = metadata.write(path, score, stars, model, scored_at)
+    if not outcome.written and not outcome.skipped:  # never report "nothing" as success
+        raise MetadataError("the writer wrote nothing and gave no reason", path)
     return outcome, {
         "user_rating": outcome.user_rating,
         "written_to": json.dumps([os.path.basename(p) for p in outcome.written]),
@@ -548,10 +718,14 @@ def _adopt(
     digest: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-    moved: bool,
+    action: str,
 ) -> ProcessedPhoto:
-    """A file whose content is already indexed: reuse the score, make sure the rating is there."""
-    action = "moved" if moved else "copied"
+    """A file whose content is already indexed: reuse the score, make sure the rating is there.
+
+    `action`: moved (the row follows the file), copied (a new row) or retried (the row's own
+    rating write failed before and is tried again).
+    """
+    moved = action == "moved"
     try:
         if metadata.write_mode != "none" and metadata.already_rated(path, known["stars"]):
             outcome = None
@@ -565,15 +739,20 @@ def _adopt(
             )
         columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
     except PhotodError as exc:
-        return _store_write_error(path, st, digest, known, exc, db)
-    columns.update(status="ok", error=None, error_code=None)
+        return _store_write_error(path, st, digest, known, exc, db, action, known, moved)
+    columns.update(
+        status="ok", error=None, error_code=None, write_error=None, write_error_code=None
+    )
     if moved:
         move_photo(db, known["id"], path, columns)
         log.info("moved: %s -> %s (not re-scored)", known["path"], path)
     else:
         carried = {key: known[key] for key in _CARRIED_COLUMNS}
         upsert_photo(db, {"path": path, **carried, **columns})
-        log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
+        if action == "retried":
+            log.info("rating written on retry: %s", path)
+        else:
+            log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
     return ProcessedPhoto(
         path,
         action,
@@ -595,15 +774,21 @@ def _store_write_error(
     scored: dict[str, Any],
     exc: PhotodError,
     db: sqlite_utils.Database,
+    action: str = "scored",
+    known: dict[str, Any] | None = None,
+    moved: bool = False,
 ) -> ProcessedPhoto:
-    """The score is known but the rating could not be written: an error row that keeps the score.
+    """The score is known but the rating could not be written: an `ok` row with the score and
+    the reason in `write_error` (the score is real; only the rating is missing).
 
-    The row carries the file's stat, so the file is retried when it changes (or with a rescan),
-    not in a loop. A file deleted while it was being scored is no error: it is just gone.
+    The row keeps the score, so the next pass (and the daemon, with back-off) only tries the
+    write again (`write_pending`), without re-scoring. A file deleted while it was being scored
+    is no error: it is just gone.
     """
     if not os.path.lexists(path):
         return _vanished(path, db)
-    log.warning("cannot write rating: %s", exc)
+    # The caller reports it (the daemon's "rating NOT written" line, the command's write_status).
+    message = exc.message_for(path) if isinstance(exc, PhotodError) else str(exc)
     row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
     try:
         # A partial write may have changed the file: keep its current stat so that photod's own
@@ -616,20 +801,27 @@ def _store_write_error(
         path=path,
         content_hash=digest,
         original_hash=digest,
-        status="error",
-        error=str(exc),
-        error_code=getattr(exc, "code", "metadata"),
+        status="ok",
+        error=None,
+        error_code=None,
+        write_error=message,
+        write_error_code=getattr(exc, "code", "metadata"),
+        written_to=json.dumps([os.path.basename(p) for p in getattr(exc, "written", [])]),
     )
-    _error_row_or_log(db, row)
+    if moved and known is not None:
+        move_photo(db, known["id"], path, row)
+    else:
+        _error_row_or_log(db, row)
     return ProcessedPhoto(
         path,
-        "error",
-        "error",
+        action,
+        "ok",
         scored.get("score"),
         scored.get("stars"),
         model=scored.get("model"),
-        error=str(exc),
-        error_code=row["error_code"],
+        written=list(getattr(exc, "written", []) or []),
+        write_error=message,
+        moved_from=known["path"] if moved and known is not None else None,
     )
 
 
@@ -649,23 +841,31 @@ def _error_row_or_log(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
         log.warning("%r: cannot index this path (%s)", row["path"], exc)
 
 
-def _write_scored(result: ScoreResult, metadata: _Metadata) -> _Written:
+def _write_scored(result: ScoreResult, st: os.stat_result, metadata: _Metadata) -> _Written:
     """The file side of a scored photo: the rating write and the file's new stat and hash.
 
-    Runs in a writer thread (it touches no index); every expected failure is returned."""
+    Runs in a writer thread (it touches no index); every expected failure is returned. A photo
+    that is no longer the file triage stat'ed (`st`) is not written: its score is not its own."""
     assert result.score is not None and result.stars is not None
     scored_at = now_iso()
+    if _changed_since(result.path, st):
+        return _Written(scored_at, changed=True)
     original_hash = result.content_hash
     try:
         outcome, rating_columns = _write_rating(
             result.path, result.score, result.stars, result.model, scored_at, metadata
         )
+        wrote_photo = outcome is not None and any(
+            os.path.abspath(p) == result.path for p in outcome.written
+        )
+        # Taken before the hash below: a change after this stat is caught before the commit.
+        after = os.stat(result.path) if wrote_photo else None
         columns = {**rating_columns, **_after_write_columns(result.path, original_hash, outcome)}
     except PhotodError as exc:
         return _Written(scored_at, error=exc)
     except FileNotFoundError:
         return _Written(scored_at, error=FileVanishedError("vanished after scoring", result.path))
-    return _Written(scored_at, outcome, columns)
+    return _Written(scored_at, outcome, columns, after=after)
 
 
 def _commit_scored(
@@ -674,10 +874,16 @@ def _commit_scored(
     original_hash: str | None,
     db: sqlite_utils.Database,
     written: _Written | None,
-) -> ProcessedPhoto:
-    """The index side of a scored photo (main thread): its row, committed after the write."""
+) -> ProcessedPhoto | None:
+    """The index side of a scored photo (main thread): its row, committed after the write.
+
+    None when the file changed since triage took its stat and the decode thread its hash (the
+    caller looks at it again): checked before the write (`written.changed`) and here, just
+    before the commit."""
     path = result.path
     if result.status != "ok":
+        if _changed_since(path, st):
+            return None
         if not os.path.lexists(path):
             return _vanished(path, db)
         row = {
@@ -705,22 +911,17 @@ def _commit_scored(
         )
 
     assert written is not None and result.score is not None and result.stars is not None
-    scored_at = written.scored_at
-    scored = {
-        "width": result.width,
-        "height": result.height,
-        "format": result.format,
-        **_exif_columns(result.exif),
-        "score": result.score,
-        "stars": result.stars,
-        "model": result.model,
-        "scored_at": scored_at,
-        "embedding": embedding_blob(result.embedding),
-    }
+    if written.changed:
+        return None  # replaced or rewritten before its rating was written: nothing was written
+    scored = scored_columns(result, written.scored_at)
     if written.error is not None:
         return _store_write_error(path, st, original_hash, scored, written.error, db)
     outcome, columns = written.outcome, written.columns or {}
-    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
+    # A photo photod wrote into has the stat the writer left; otherwise triage's one.
+    if _changed_since(path, written.after or st):
+        return None  # changed during or after the write: this score is not the file's
+    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None,
+           "write_error": None, "write_error_code": None}  # fmt: skip
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)
     return ProcessedPhoto(
@@ -734,6 +935,30 @@ def _commit_scored(
         written=list(getattr(outcome, "written", []) or []),
         write_skipped=getattr(outcome, "skipped", None),
     )
+
+
+def record_own_write(
+    db: sqlite_utils.Database,
+    path: str | os.PathLike[str],
+    written: Iterable[str],
+    **columns: Any,
+) -> bool:
+    """Keep the index in step with a metadata write photod made outside `process_paths` (cull
+    marks, `score --write`, develop settings): the photo's new size, mtime and hash, so that a
+    running daemon does not take photod's own write for the user's edit and re-score (and re-rate)
+    the photo, plus `columns` (e.g. the `stars` written). Returns False when the photo has no row.
+    """
+    path = os.path.abspath(os.fspath(path))
+    row = get_by_path(db, path)
+    if row is None:
+        return False
+    updates: dict[str, Any] = dict(columns)
+    if any(os.path.abspath(p) == path for p in written):
+        st = os.stat(path)
+        updates.update(_file_columns(path, st), content_hash=file_hash(path))
+    if updates:
+        upsert_photo(db, {"path": path, **updates})
+    return True
 
 
 def _suggest(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,10 +49,13 @@ class ScoreResult:
     format: str | None = None
     exif: dict[str, Any] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, repr=False)
-    # blake2b-128 of the bytes decoded (the index's content hash), with `score_paths(hash=True)`.
+    # Outputs of the extra heads the Scorer was asked for (`Scorer(heads=...)`), by head name.
+    head_outputs: dict[str, float | list[float]] = field(default_factory=dict)
+    # blake2b-128 of the bytes decoded (the index's content hash), with `score_paths(content_hash=True)`.
     content_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"heads": self.head_outputs} if self.head_outputs else {}
         return {
             "path": self.path,
             "score": None if self.score is None else round(self.score, 4),
@@ -62,6 +66,7 @@ class ScoreResult:
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            **extra,
         }
 
 
@@ -130,7 +135,10 @@ class Scorer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         star_mapping: StarMapping | None = None,
         torch_threads: int | None = None,
+        heads: Sequence[str] = (),
     ) -> None:
+        """`heads`: extra heads of the model file (e.g. "preference") whose outputs `score_paths`
+        puts in each result's `head_outputs`, computed in the same backbone pass as the score."""
         from photod.models import active_model_name, get_model_spec
 
         # No name: the active model (a personal one that beat the shipped model, or the default).
@@ -146,9 +154,29 @@ class Scorer:
         self.max_pixels = max_pixels
         card_thresholds = self.spec.card.get("star_thresholds") or FALLBACK_THRESHOLDS
         self.star_mapping = star_mapping or StarMapping(tuple(card_thresholds))
+        self.heads = tuple(heads)
+        self._check_heads(self.heads)
         self._net: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
+
+    @property
+    def head_names(self) -> list[str]:
+        """Every head the model file carries ("rating" first), from its card."""
+        return list(self.spec.heads)
+
+    def _check_heads(self, heads: Sequence[str]) -> None:
+        import difflib
+
+        known = self.head_names
+        for name in heads:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=2)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ModelError(
+                    f"model {self.model_name!r} has no head {name!r}{hint} "
+                    f"(heads: {', '.join(known)})"
+                )
 
     @property
     def version(self) -> str:
@@ -179,7 +207,9 @@ class Scorer:
                     import torch
 
                     torch.set_num_threads(self.torch_threads)
-                log.info("loading model %s on %s", self.model_name, self.device)
+                # debug: one-shot commands show a progress bar; the daemon and the web page
+                # announce their model themselves.
+                log.debug("loading model %s on %s", self.model_name, self.device)
                 net = load_model(self.model_name, device=self.device)
                 if self.device == "cpu":
                     net = fold_batchnorm(net)
@@ -188,23 +218,41 @@ class Scorer:
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Scores [N] and embeddings [N, 1280] for HxWx3 uint8 arrays, in batches."""
+        outputs, embeddings = self.score_heads(images)
+        return outputs["rating"], embeddings
+
+    def score_heads(
+        self, images: Sequence[np.ndarray], heads: Sequence[str] = ()
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """({"rating": [N], head: [N] or [N, K], ...}, embeddings [N, 1280]) for HxWx3 uint8
+        arrays: every requested extra head from the same backbone pass as the rating."""
         import torch
 
         from photod.models.preprocess import to_tensor
 
+        self._check_heads(heads)
+        names = [h for h in heads if h != "rating"]
         net = self.net
-        scores, embeddings = [], []
+        parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
+        embeddings = []
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = to_tensor(images[start : start + self.batch_size])
                 batch = batch.to(self.device, dtype=dtype, non_blocking=True)
-                score, embedding = net.forward_all(batch)
-                scores.append(score.float().cpu().numpy())
+                if names:
+                    out, embedding = net.forward_heads(batch, names)
+                else:  # the rating alone: any model with forward_all (plug-ins too)
+                    score, embedding = net.forward_all(batch)
+                    out = {"rating": score}
+                for name, value in out.items():
+                    parts[name].append(value.float().cpu().numpy())
                 embeddings.append(embedding.float().cpu().numpy())
-        if not scores:
-            return np.zeros(0, np.float32), np.zeros((0, 1280), np.float32)
-        return np.concatenate(scores), np.concatenate(embeddings)
+        if not embeddings:
+            return {name: np.zeros(0, np.float32) for name in parts}, np.zeros(
+                (0, 1280), np.float32
+            )
+        return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
 
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
@@ -214,7 +262,6 @@ class Scorer:
         path: str | os.PathLike[str],
         content_hash: bool = False,
         skip: Callable[[str, str], bool] | None = None,
-        size: int = 224,
     ) -> _Prepared:
         """Read the file once, hash those bytes if asked, decode them and resize to the model's
         input size, all in a decode thread: the thread that runs the model then only stacks and
@@ -226,9 +273,7 @@ class Scorer:
             if digest is not None and skip is not None and skip(str(path), digest):
                 return _Prepared(None, digest, skipped=True)
         try:
-            decoded = decode_image(
-                path, min_side=224, max_pixels=self.max_pixels, data=data, square=size
-            )
+            decoded = decode_for_model(path, self.max_pixels, data=data)
         except PhotodError as exc:
             return _Prepared(None, digest, exc)
         return _Prepared(decoded, digest)
@@ -250,24 +295,27 @@ class Scorer:
         result has status `skipped`): the caller knows that content already. A file that fails
         to decode yields an error result and never stops the others.
         """
-        # Import torch here, not in a decoder; the model's input size comes with it.
-        from photod.models.preprocess import INPUT_SIZE
+        import photod.models.preprocess  # noqa: F401  (import torch here, not in a decoder)
 
         pending: list[tuple[str, Future[_Prepared]]] = []
         with (
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
-            for path in paths:
-                job = pool.submit(self._decode_for_model, path, content_hash, skip, INPUT_SIZE)
-                pending.append((str(path), job))
-                # Keep about two batches decoding ahead of the model, not the whole folder.
-                if len(pending) >= 2 * self.batch_size:
+            try:
+                for path in paths:
+                    job = pool.submit(self._decode_for_model, path, content_hash, skip)
+                    pending.append((str(path), job))
+                    # Keep about two batches decoding ahead of the model, not the whole folder.
+                    if len(pending) >= 2 * self.batch_size:
+                        yield from self._score_ready(pending[: self.batch_size], progress)
+                        pending = pending[self.batch_size :]
+                while pending:
                     yield from self._score_ready(pending[: self.batch_size], progress)
                     pending = pending[self.batch_size :]
-            while pending:
-                yield from self._score_ready(pending[: self.batch_size], progress)
-                pending = pending[self.batch_size :]
+            finally:
+                # Closed early (a stop request): decodes not started yet are dropped, not run.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
     def _threads_beside_decoders(self) -> Iterator[None]:
@@ -295,27 +343,47 @@ class Scorer:
         chunk: list[tuple[str, Future[_Prepared]]],
         progress: Callable[[int], None] | None,
     ) -> Iterator[ScoreResult]:
-        results: list[ScoreResult] = []
-        decoded: list[tuple[ScoreResult, DecodedImage]] = []
         self.net  # noqa: B018  (on the first batch: the model loads while the decoders work)
+        prepared: list[tuple[str, _Prepared]] = []
         for path, future in chunk:
-            result = ScoreResult(path=path, model=self.version)
             try:
-                prepared = future.result()
-                result.content_hash = prepared.content_hash
-                if prepared.skipped:
-                    result.status = "skipped"
-                    results.append(result)
-                    continue
-                if prepared.error is not None:
-                    raise prepared.error
-                image = prepared.image
-                assert image is not None
+                prepared.append((path, future.result()))
             except PhotodError as exc:
-                self._fail(result, exc)
+                prepared.append((path, _Prepared(None, error=exc)))
             except Exception as exc:  # an unexpected library error is still one file's problem
                 log.exception("unexpected error decoding %s", path)
-                self._fail(result, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+                error = DecodeError(f"unexpected {type(exc).__name__}: {exc}", path)
+                prepared.append((path, _Prepared(None, error=error)))
+        outcomes: list[tuple[str, DecodedImage | PhotodError]] = []
+        for path, item in prepared:
+            if not item.skipped:
+                outcome = item.error if item.error is not None else item.image
+                assert outcome is not None
+                outcomes.append((path, outcome))
+        scored = iter(self.score_decoded(outcomes))
+        results: list[ScoreResult] = []
+        for path, item in prepared:
+            if item.skipped:  # the caller knows this content already: neither decoded nor scored
+                result = ScoreResult(path=path, model=self.version, status="skipped")
+            else:
+                result = next(scored)
+            result.content_hash = item.content_hash
+            results.append(result)
+        if progress:
+            progress(len(results))
+        yield from results
+
+    def score_decoded(
+        self, outcomes: Sequence[tuple[str, DecodedImage | PhotodError]]
+    ) -> list[ScoreResult]:
+        """One result per (path, decoded image or its decode error), in order; the images are
+        scored in one pass. `score_paths` and the Ray batch job (`photod.batch`) share this."""
+        results: list[ScoreResult] = []
+        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        for path, image in outcomes:
+            result = ScoreResult(path=path, model=self.version)
+            if isinstance(image, PhotodError):
+                self._fail(result, image)
             else:
                 result.width, result.height = image.original_size
                 result.format = image.format
@@ -323,21 +391,54 @@ class Scorer:
                 decoded.append((result, image))
             results.append(result)
         if decoded:
-            scores, embeddings = self.score_pixels([image.pixels for _, image in decoded])
-            for (result, _), score, embedding in zip(decoded, scores, embeddings, strict=True):
-                result.score = float(score)
-                result.stars = self.star_mapping.stars(result.score)
-                result.embedding = embedding
-        if progress:
-            progress(len(results))
-        yield from results
+            outputs, embeddings = self.score_heads(
+                [image.pixels for _, image in decoded], self.heads
+            )
+            for k, ((result, _), embedding) in enumerate(zip(decoded, embeddings, strict=True)):
+                self._set_score(result, float(outputs["rating"][k]), embedding)
+                if result.status == "ok":
+                    result.head_outputs = {
+                        name: outputs[name][k].tolist() for name in self.heads if name != "rating"
+                    }
+        return results
+
+    def _set_score(self, result: ScoreResult, score: float, embedding: Any) -> None:
+        """Store a model output; a NaN or infinite one is an error, never a score or stars."""
+        if not math.isfinite(score) or (
+            embedding is not None and not np.isfinite(np.asarray(embedding)).all()
+        ):
+            result.score = result.stars = result.embedding = None
+            self._fail(
+                result, ModelError(f"the model gave a non-finite score ({score})", result.path)
+            )
+            return
+        result.status, result.error, result.error_code = "ok", None, None
+        result.score = score
+        result.stars = self.star_mapping.stars(score)
+        result.embedding = embedding
 
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:
         result.status = "error"
-        result.error = str(exc)
+        result.error = exc.message_for(result.path)
         result.error_code = exc.code
-        log.warning("%s", exc)
+        # Reported once, by whoever shows the result (a CLI line, the daemon's log, the page).
+        log.debug("%s", exc)
+
+
+def decode_for_model(
+    path: str | os.PathLike[str],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    data: bytes | None = None,
+) -> DecodedImage:
+    """Decode `path` (from `data`, its bytes, when the caller already read them) resized to the
+    model's input size: what a decode thread (or a Ray decode task) hands to
+    `Scorer.score_decoded`, so the thread running the model only stacks and normalises. The
+    pixels equal `decode_image` + `resize_for_model`; the resize happens inside Pillow."""
+    from photod.models.preprocess import INPUT_SIZE
+
+    return decode_image(path, min_side=224, max_pixels=max_pixels, data=data, square=INPUT_SIZE)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from photod.cli.common import (
+    above,
     batch_size_option,
     db_option,
     device_option,
@@ -15,6 +16,7 @@ from photod.cli.common import (
     json_option,
     library_errors,
     model_option,
+    progress_bar,
 )
 
 
@@ -73,7 +75,7 @@ def _print_human(data: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("photos", nargs=-1, type=click.Path())
+@click.argument("photos", nargs=-1, type=click.Path(exists=True))
 @click.option(
     "--enhancers",
     default=None,
@@ -128,7 +130,8 @@ def suggest(
     """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
 
     Every candidate is scored by the aesthetic model; a suggestion is made only when the best
-    variant beats the original by the margin. Exit status 1 when any photo failed.
+    variant beats the original by the margin. Exit status 1 when any photo failed, a failed
+    --write-xmp included (its suggestion is still printed, with `xmp.status` "failed").
     """
     from photod.enhancers import list_enhancers, resolve_enhancers
 
@@ -143,9 +146,7 @@ def suggest(
         raise click.UsageError("give at least one photo (or --list)")
     names = resolve_enhancers(enhancers, preset)  # a typo fails before the model loads
 
-    from photod.errors import PhotodError
     from photod.scoring import DEFAULT_MODEL, Scorer, iter_photo_paths
-    from photod.suggest import suggest_photo
 
     files = list(iter_photo_paths(photos, recursive=False))
     if not files:
@@ -161,32 +162,71 @@ def suggest(
 
         db = open_index(db_path)
     failures = 0
-    for path in files:
-        try:
-            suggestion = suggest_photo(path, scorer, names, margin, preset)
-            data = suggestion.to_dict()
-            if apply_dir and suggestion.worthwhile:
-                from photod.render import render_suggestion
+    with progress_bar(len(files)) as bar:
+        for path in files:
+            failures += _suggest_one(
+                path, scorer, names, margin, preset, apply_dir, write_xmp, force, db, as_json, bar
+            )
+            bar.update(1)
+    if failures:
+        sys.exit(1)
 
-                data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
-            if write_xmp:
-                from photod.metadata.develop import write_develop
 
+def _suggest_one(
+    path: Any,
+    scorer: Any,
+    names: list[str],
+    margin: float | None,
+    preset: str,
+    apply_dir: str | None,
+    write_xmp: bool,
+    force: bool,
+    db: Any,
+    as_json: bool,
+    bar: Any,
+) -> int:
+    """Suggest for one photo and print it; 1 when it failed (reported), else 0."""
+    from photod.errors import PhotodError
+    from photod.suggest import suggest_photo
+
+    failed = 0
+    try:
+        suggestion = suggest_photo(path, scorer, names, margin, preset)
+        data = suggestion.to_dict()
+        if apply_dir and suggestion.worthwhile:
+            from photod.render import render_suggestion
+
+            data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
+        if write_xmp:
+            from photod.metadata.develop import write_develop
+
+            try:
                 outcome = write_develop(path, suggestion, force=force)
-                data["xmp"] = outcome.to_dict()
-            if db is not None:
-                from photod.suggest_store import save_suggestion
+                data["xmp"] = {**outcome.to_dict(), "error": None}
+                data["xmp"]["status"] = "written" if outcome.written else "skipped"
+                if db is not None:
+                    from photod.pipeline import record_own_write
 
-                save_suggestion(db, str(path.resolve()), suggestion)
-        except PhotodError as exc:
-            failures += 1
+                    record_own_write(db, path, outcome.written)
+            except PhotodError as exc:  # the suggestion stands; only its XMP is missing
+                failed = 1
+                data["xmp"] = {"path": str(path), "written": [], "skipped": None,
+                               "error": str(exc), "status": "failed"}  # fmt: skip
+        if db is not None:
+            from photod.suggest_store import save_suggestion
+
+            save_suggestion(db, str(path.resolve()), suggestion)
+    except PhotodError as exc:
+        message = exc.message_for(path)
+        with above(bar):
             if as_json:
                 emit_json(
-                    {"path": str(path), "status": "error", "error": str(exc), "code": exc.code}
+                    {"path": str(path), "status": "error", "error": message, "code": exc.code}
                 )
             else:
-                click.echo(f"{path}: error: {exc}", err=True)
-            continue
+                click.echo(f"{path}: error: {message}", err=True)
+        return 1
+    with above(bar):
         if as_json:
             emit_json(data)
         else:
@@ -195,10 +235,12 @@ def suggest(
                 click.echo(f"  rendered to {data['rendered']}")
             if data.get("xmp"):
                 xmp = data["xmp"]
-                where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
-                click.echo(f"  XMP: {where}")
-    if failures:
-        sys.exit(1)
+                if xmp["error"]:
+                    click.echo(f"  XMP NOT written: {xmp['error']}")
+                else:
+                    where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
+                    click.echo(f"  XMP: {where}")
+    return failed
 
 
 @click.command()
