@@ -174,7 +174,7 @@ def train_personal(
     # Affine map from the base score to the user's stars (least squares on the training part).
     a, b = np.polyfit(base_scores[train_idx], stars[train_idx], 1)
     with torch.no_grad():
-        last = head.mlp[-1]
+        last = head.mlp[-1] if hasattr(head, "mlp") else head.linear  # MLP or linear head
         last.weight.mul_(float(a))
         last.bias.mul_(float(a)).add_(float(b))
     personal = fit_head(head, features[train_idx], stars[train_idx], epochs, seed=seed)
