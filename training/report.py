@@ -3,7 +3,7 @@
     python -m photod.training.report [--out training/reports]
 
 Everything is measured on the validation sessions of para-train (never trained on):
-- photod-aesthetic-v4, -v2, -v3 (fine-tuned stages run on the cached stage-0-3 trunk) and -v1 (SRCC,
+- photod-aesthetic-v2, -v3 (fine-tuned stages run on the cached stage-0-3 trunk) and -v1 (SRCC,
   PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
 - the paper's baselines (Table I/II): linear SVM, RBF SVM and random forest on frozen ImageNet
   MLSP features, trained on the top/bottom 20 % of the training sessions; ridge regressions on the
@@ -467,12 +467,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=[
-            "photod-aesthetic-v4",
-            "photod-aesthetic-v2",
-            "photod-aesthetic-v3",
-            "photod-aesthetic-v1",
-        ],
+        default=["photod-aesthetic-v2", "photod-aesthetic-v3", "photod-aesthetic-v1"],
     )
     args = parser.parse_args(argv)
     return run(args.out, args.models)
