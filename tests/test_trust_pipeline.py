@@ -105,8 +105,9 @@ def test_failed_writes_are_retried_on_the_next_pass_and_counted(tmp_path: Path):
         first = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
     finally:
         folder.chmod(0o755)
-    assert sorted(r["action"] for r in first) == ["error", "error"], first
-    assert all(r["score"] is not None for r in first)  # scored; only the write failed
+    # Scored and indexed as ok; only the write failed, and says so (issue 15's write_error).
+    assert sorted(r["action"] for r in first) == ["scored", "scored"], first
+    assert all(r["score"] is not None and r["write_error"] for r in first), first
     assert _status(db_path)["write_pending"] == 2
     second = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
     assert sorted(r["action"] for r in second) == ["retried", "retried"], second
