@@ -486,7 +486,8 @@ class Daemon:
         from photod.pipeline import write_pending
 
         rows = self._db.query(
-            "SELECT path, size, mtime_ns, status, score, error_code FROM photos "
+            "SELECT path, size, mtime_ns, status, score, error_code, write_error, write_error_code "
+            "FROM photos "
             "WHERE status != 'missing' AND substr(path, 1, ?) = ?",
             [len(prefix), prefix],
         )
