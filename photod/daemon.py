@@ -355,7 +355,10 @@ class Daemon:
     # ----------------------------------------------------------------- run
 
     def run(self) -> int:
-        """Run until stopped (or, with `once`, until the catch-up is done). Returns 0."""
+        """Run until stopped (or, with `once`, until the catch-up is done).
+
+        Returns the exit status: 0, or with `once` 1 when a photo was scored but its rating could
+        not be written (the index has its score; `photod status` counts it)."""
         self._acquire_lock()
         observer = None
         previous_handlers: dict[int, Any] = {}
@@ -390,7 +393,7 @@ class Daemon:
             self._finish()
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
-        return 0
+        return 1 if self.once and self.stats["not_written"] else 0
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop.is_set():
@@ -484,7 +487,8 @@ class Daemon:
         from photod.pipeline import write_pending
 
         rows = self._db.query(
-            "SELECT path, size, mtime_ns, status, score, error_code FROM photos "
+            "SELECT path, size, mtime_ns, status, score, error_code, write_error, write_error_code "
+            "FROM photos "
             "WHERE status != 'missing' AND substr(path, 1, ?) = ?",
             [len(prefix), prefix],
         )
@@ -660,8 +664,8 @@ class Daemon:
         from photod.index import PERMANENT_WRITE_ERRORS
 
         path = outcome.path
-        if outcome.action == "error" and outcome.score is not None:
-            if outcome.error_code in PERMANENT_WRITE_ERRORS:
+        if outcome.write_error and outcome.score is not None:
+            if outcome.write_error_code in PERMANENT_WRITE_ERRORS:
                 self._retries.pop(path, None)
                 return
             attempts = self._retries.get(path, (0, 0.0))[0] + 1

@@ -94,6 +94,7 @@ class ProcessedPhoto:
     written: list[str] = field(default_factory=list)
     write_skipped: str | None = None
     write_error: str | None = None  # scored, but the rating could not be written
+    write_error_code: str | None = None  # that failure's code (hard_link, owner: not retried)
     moved_from: str | None = None
     suggestion: Any = None
 
@@ -111,6 +112,7 @@ class ProcessedPhoto:
             "written": self.written,
             "write_skipped": self.write_skipped,
             "write_error": self.write_error,
+            "write_error_code": self.write_error_code,
             "write_status": self.write_status,
             "moved_from": self.moved_from,
         }
@@ -821,6 +823,7 @@ def _store_write_error(
         model=scored.get("model"),
         written=list(getattr(exc, "written", []) or []),
         write_error=message,
+        write_error_code=row["write_error_code"],
         moved_from=known["path"] if moved and known is not None else None,
     )
 

@@ -120,7 +120,7 @@ class DaemonProcess:
             self.kill()
 
 
-def run_once(*args: str) -> list[dict]:
+def run_once(*args: str, returncode: int = 0) -> list[dict]:
     """`photod watch --once --json ARGS`: catch up and exit; returns the JSON lines."""
     out = subprocess.run(
         [PHOTOD, "watch", "--once", "--json", "--settle-seconds", "0.2", *args],
@@ -128,7 +128,7 @@ def run_once(*args: str) -> list[dict]:
         text=True,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == returncode, out.stderr[-3000:]
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 

@@ -57,7 +57,7 @@ def test_daemon_reports_and_indexes_the_failed_rating(folder: Path, tmp_path: Pa
          "--device", "cpu", str(folder)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 1, out.stderr[-3000:]  # --once: a rating was not written
     rows = {Path(r["path"]).name: r for r in _lines(out.stdout)}
     assert rows["fine.jpg"]["write_status"] == "written"
     assert rows["locked.jpg"]["write_status"] == "failed" and rows["locked.jpg"]["write_error"]

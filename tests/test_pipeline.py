@@ -235,7 +235,7 @@ def test_unwritable_photo_keeps_its_score_and_records_the_write_failure(
     # The next pass tries the write again (a failure may be transient, issue 16) without
     # re-scoring: the same score, the same row, the photo still untouched.
     again = next(iter(_run([path], model_scorer, db).values()))
-    assert again.action == "error" and again.error_code == "metadata"
+    assert again.action == "retried" and again.write_status == "failed", again.to_dict()
     assert again.score == result.score
     assert get_by_path(db, str(path))["scored_at"] == row["scored_at"]
     assert path.read_bytes() == before

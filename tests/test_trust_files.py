@@ -32,12 +32,13 @@ def test_hard_linked_photo_is_refused_not_split(tmp_path: Path, scorer):
     db = open_index(tmp_path / "index.db")
     try:
         (result,) = list(process_paths([photo], scorer, db))
-        assert result.action == "error" and result.error_code == "hard_link", result.to_dict()
-        assert "hard links" in result.error and "nothing was changed" in result.error
+        # Scored and indexed; the rating write was refused (issue 15: ok row + write_error).
+        assert result.write_error_code == "hard_link", result.to_dict()
+        assert "hard links" in result.write_error and "nothing was changed" in result.write_error
         assert os.stat(photo).st_ino == os.stat(other).st_ino  # still one file under two names
         assert os.stat(photo).st_nlink == 2
         assert photo.read_bytes() == before
-        assert get_by_path(db, str(photo))["error_code"] == "hard_link"
+        assert get_by_path(db, str(photo))["write_error_code"] == "hard_link"
         from photod.index import counts
 
         assert counts(db)["write_pending"] == 0  # not a transient failure: no retry loop

@@ -102,11 +102,13 @@ def test_failed_writes_are_retried_on_the_next_pass_and_counted(tmp_path: Path):
     db_path = tmp_path / "index.db"
     folder.chmod(0o555)  # the user's folder is read-only for a while (a mount, a sync tool)
     try:
-        first = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
+        # exit 1: the ratings were not written (issue 15's truthful status)
+        first = run_once(str(folder), "--db", str(db_path), "--device", "cpu", returncode=1)
     finally:
         folder.chmod(0o755)
-    assert sorted(r["action"] for r in first) == ["error", "error"], first
-    assert all(r["score"] is not None for r in first)  # scored; only the write failed
+    # Scored and indexed as ok; only the write failed, and says so (issue 15's write_error).
+    assert sorted(r["action"] for r in first) == ["scored", "scored"], first
+    assert all(r["score"] is not None and r["write_error"] for r in first), first
     assert _status(db_path)["write_pending"] == 2
     second = run_once(str(folder), "--db", str(db_path), "--device", "cpu")
     assert sorted(r["action"] for r in second) == ["retried", "retried"], second
@@ -134,7 +136,7 @@ def test_running_daemon_retries_a_failed_write_with_back_off(tmp_path: Path):
             photos.write_jpeg(photo, photos.real_photo("chelsea", 0.5))
             folder.chmod(0o555)
             first = daemon.wait_result(photo, timeout=60)
-            assert first["action"] == "error" and first["score"] is not None, first
+            assert first["action"] == "scored" and first["write_error"], first
             folder.chmod(0o755)  # the folder becomes writable again: no event on the photo
             retried = daemon.wait_result(photo, timeout=30, count=2)
             assert retried["action"] == "retried", daemon.results

@@ -100,7 +100,7 @@ def load_caches(args: argparse.Namespace, device: str = "cpu") -> dict[str, Any]
 
 
 def build_net(maps: np.ndarray, stats: np.ndarray):
-    """ImageNet AestheticNet with a fresh LinearHead standardised on (up to 2000) training rows."""
+    """ImageNet AestheticNet with a fresh LinearHead standardised on (up to 512) training rows."""
     import torch
 
     from photod.models.aesthetic import AestheticNet, LinearHead, tail_forward
@@ -110,8 +110,8 @@ def build_net(maps: np.ndarray, stats: np.ndarray):
         features = tail_forward(
             net.backbone.eval(),
             torch.nn.Identity(),
-            torch.from_numpy(maps[:2000]).float(),
-            torch.from_numpy(stats[:2000]),
+            torch.from_numpy(maps[:512]).float(),
+            torch.from_numpy(stats[:512]),
             STAGES,
         )[0]
     net.head.feature_mean.copy_(features.mean(0))

@@ -3,7 +3,7 @@
     python -m photod.training.report [--out training/reports]
 
 Everything is measured on the validation sessions of para-train (never trained on):
-- photod-aesthetic-v2, -v3 (its fine-tuned late stages run on the cached trunk) and -v1 (SRCC,
+- photod-aesthetic-v2, -v3 (fine-tuned stages run on the cached stage-0-3 trunk) and -v1 (SRCC,
   PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
 - the paper's baselines (Table I/II): linear SVM, RBF SVM and random forest on frozen ImageNet
   MLSP features, trained on the top/bottom 20 % of the training sessions; ridge regressions on the
@@ -13,8 +13,9 @@ Everything is measured on the validation sessions of para-train (never trained o
 - an end-to-end check: the shipped v2 file loaded by `Scorer` and run on decoded pixels must agree
   with the cached-trunk numbers; and the score's flip noise, the gain margin `photod suggest` needs.
 
-Scores come from caches where possible (frozen features `para-imagenet.npz`, trunk shards), so the
-report takes minutes on a CPU.
+Scores come from one cache of ImageNet stages 0-3 (`para-trunk4` shards, shared with
+`finetune_v4`; the frozen features of v1/v2 and the baselines are computed from it), so the
+report takes minutes on an idle CPU once that cache exists.
 """
 
 from __future__ import annotations

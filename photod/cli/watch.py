@@ -165,7 +165,8 @@ def watch(
     """Watch FOLDERS (default: `folders` of the config) and score, rate and index new photos.
 
     Photos already there are reconciled with the index first. Runs until SIGTERM or Ctrl-C
-    (exit 0); with --once, exits when the catch-up is done. With --json, one line per photo.
+    (exit 0); with --once, exits when the catch-up is done (exit 1 when a rating could not be
+    written). With --json, one line per photo.
     """
     from photod.cli.common import setup_logging
     from photod.config import scorer_from_settings
