@@ -19,8 +19,9 @@ from photod.cli.common import (
 
 
 def _search_model(fallback: str) -> str:
-    """The search's objective: photod-aesthetic-v2 (trained so a photo beats its own degraded,
-    badly cropped or padded versions) when installed, else the active scoring model."""
+    """The model named in results when the edit-preference head is missing (then it is the
+    objective): photod-aesthetic-v2 when installed, else the active scoring model. With the
+    head installed the search never loads this model (photod.objective.objective_for)."""
     from photod.models import get_model_spec
 
     try:
@@ -127,8 +128,10 @@ def suggest(
 ) -> None:
     """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
 
-    Every candidate is scored by the aesthetic model; a suggestion is made only when the best
-    variant beats the original by the margin. Exit status 1 when any photo failed.
+    Every candidate is scored by the edit-preference head (which of two versions of the same
+    photo is better); a suggestion is made only when the best chain beats the original by the
+    margin. A progress bar shows on a terminal for more than 3 photos. Exit status 1 when any
+    photo failed.
     """
     from photod.enhancers import list_enhancers, resolve_enhancers
 
@@ -150,53 +153,75 @@ def suggest(
     files = list(iter_photo_paths(photos, recursive=False))
     if not files:
         raise click.UsageError("no photos found in the given paths")
-    scorer = Scorer(
-        model=model or _search_model(DEFAULT_MODEL),
-        device=device or "auto",
-        batch_size=batch_size or 32,
-    )
+    from photod.models.edit_preference import DEFAULT_HEAD_FILE
+
+    if model is None and DEFAULT_HEAD_FILE.exists():
+        # The edit-preference head; the scoring model is never loaded (nor timm imported).
+        from photod.objective import EditObjective
+
+        scorer: Any = EditObjective(device=device or "auto", batch_size=batch_size or 32)
+    else:
+        from photod.objective import use_model_as_objective
+
+        # An explicit --model is the objective itself (the search before the preference head).
+        scorer = use_model_as_objective(
+            Scorer(
+                model=model or _search_model(DEFAULT_MODEL),
+                device=device or "auto",
+                batch_size=batch_size or 32,
+            )
+        )
     db = None
     if store:
         from photod.index import open_index
 
         db = open_index(db_path)
     failures = 0
+    from tqdm import tqdm
+
+    show_bar = len(files) > 3 and sys.stderr.isatty()
+    bar = tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr)
     for path in files:
         try:
-            suggestion = suggest_photo(path, scorer, names, margin, preset)
-            data = suggestion.to_dict()
-            if apply_dir and suggestion.worthwhile:
-                from photod.render import render_suggestion
+            try:
+                suggestion = suggest_photo(path, scorer, names, margin, preset)
+                data = suggestion.to_dict()
+                if apply_dir and suggestion.worthwhile:
+                    from photod.render import render_suggestion
 
-                data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
-            if write_xmp:
-                from photod.metadata.develop import write_develop
+                    data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
+                if write_xmp:
+                    from photod.metadata.develop import write_develop
 
-                outcome = write_develop(path, suggestion, force=force)
-                data["xmp"] = outcome.to_dict()
-            if db is not None:
-                from photod.suggest_store import save_suggestion
+                    outcome = write_develop(path, suggestion, force=force)
+                    data["xmp"] = outcome.to_dict()
+                if db is not None:
+                    from photod.suggest_store import save_suggestion
 
-                save_suggestion(db, str(path.resolve()), suggestion)
-        except PhotodError as exc:
-            failures += 1
+                    save_suggestion(db, str(path.resolve()), suggestion)
+            except PhotodError as exc:
+                failures += 1
+                if as_json:
+                    emit_json(
+                        {"path": str(path), "status": "error", "error": str(exc), "code": exc.code}
+                    )
+                else:
+                    click.echo(f"{path}: error: {exc}", err=True)
+                continue
             if as_json:
-                emit_json(
-                    {"path": str(path), "status": "error", "error": str(exc), "code": exc.code}
-                )
+                emit_json(data)
             else:
-                click.echo(f"{path}: error: {exc}", err=True)
-            continue
-        if as_json:
-            emit_json(data)
-        else:
-            _print_human(data)
-            if data.get("rendered"):
-                click.echo(f"  rendered to {data['rendered']}")
-            if data.get("xmp"):
-                xmp = data["xmp"]
-                where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
-                click.echo(f"  XMP: {where}")
+                _print_human(data)
+                if data.get("rendered"):
+                    click.echo(f"  rendered to {data['rendered']}")
+                if data.get("xmp"):
+                    xmp = data["xmp"]
+                    where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
+                    click.echo(f"  XMP: {where}")
+        finally:
+            bar.update(1)
+
+    bar.close()
     if failures:
         sys.exit(1)
 

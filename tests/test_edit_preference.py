@@ -1,0 +1,211 @@
+"""The edit-preference head and the search it drives: backbone, shapes, ranking, convergence.
+
+Real photographs (scikit-image samples, tests/photos.py) with injected defects; every test
+asserts what the shipped head or the search chooses, so a head or search change that stops
+ranking an obvious defect below the photo fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from photod.enhancers.color import LINEAR, linear_to_srgb
+from photod.enhancers.geometry import iou
+from photod.models.edit_preference import DEFAULT_HEAD_FILE, HEAD_NAME, read_card
+from tests import photos
+
+
+@pytest.fixture(scope="module")
+def objective():
+    from photod.objective import EditObjective
+
+    return EditObjective(device="cpu", batch_size=16)
+
+
+def _shift(image: np.ndarray, ev: float) -> np.ndarray:
+    return np.round(linear_to_srgb(LINEAR[image] * 2.0**ev) * 255).astype(np.uint8)
+
+
+def test_plain_torch_backbone_matches_timm_at_any_shape():
+    import torch
+    from safetensors.torch import load_file
+
+    from photod.models import load_model
+    from photod.models.aesthetic import multilevel_features
+    from photod.models.lite import Lite0
+    from photod.models.preprocess import to_tensor
+
+    net = load_model("photod-aesthetic-v3", device="cpu")
+    lite = Lite0.from_timm_state(
+        load_file(str(net_weights("photod-aesthetic-v3"))), prefix="backbone."
+    )
+    image = photos.real_photo("astronaut", scale=0.5)
+    for size in (224, 288):
+        x = to_tensor([image], size=size)
+        x = x[..., : size - 64] if size == 288 else x  # a non-square input (224 x 288 -> 288x224)
+        with torch.inference_mode():
+            expected, _ = multilevel_features(net.backbone, x)
+            got, _ = lite.features(x)
+        assert float((expected - got).abs().max()) < 1e-3
+
+
+def net_weights(name: str):
+    from photod.models import get_model_spec
+
+    return get_model_spec(name).weights
+
+
+def test_shape_buckets_are_few_and_keep_the_aspect_ratio():
+    from photod.models.buckets import bucket_size
+
+    shapes = set()
+    for h in range(100, 2000, 37):
+        for w in range(100, 2000, 41):
+            bh, bw = bucket_size(h, w)
+            shapes.add((bh, bw))
+            assert min(bh, bw) == 224
+            if max(h, w) / min(h, w) <= 2:
+                # At most 16 px off the true long side.
+                true_long = max(h, w) * 224 / min(h, w)
+                assert abs(max(bh, bw) - true_long) <= 16.5
+            assert (bw >= bh) == (w >= h)
+    assert len(shapes) <= 15
+
+
+def test_head_file_is_a_multi_head_entry_with_a_card():
+    from safetensors.torch import load_file
+
+    keys = list(load_file(str(DEFAULT_HEAD_FILE)))
+    assert keys and all(k.startswith(f"heads.{HEAD_NAME}.") for k in keys)
+    card = read_card()
+    assert card["base"] == "photod-aesthetic-v3"
+    accuracy = card["pair_accuracy_held_out"]
+    for kind in ("exposure", "colour", "tilt", "margin_flat", "margin_foreign", "cut_subject"):
+        assert kind in accuracy
+    curve = card["margin"]["curve_held_out"]
+    assert curve[0]["margin"] == 0.0 and {"fixed", "left_alone"} <= set(curve[0])
+    assert card["margin"]["chosen"] in [p["margin"] for p in curve]
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_head_ranks_a_photo_above_its_own_defects(objective, name):
+    from photod.enhancers.geometry import extract
+
+    image = photos.real_photo(name)
+    h, w = image.shape[:2]
+    padded = np.full((h + 2 * (h // 6), w + 2 * (w // 6), 3), 200, np.uint8)
+    padded[h // 6 : h // 6 + h, w // 6 : w // 6 + w] = image
+    versions = [
+        image,
+        _shift(image, -1.5),
+        _shift(image, 1.5),
+        np.round(linear_to_srgb(LINEAR[image] * (1.3, 1.0, 0.7)) * 255).astype(np.uint8),
+        padded,
+        extract(image, (0.0, 0.0, 0.55, 0.7)),
+    ]
+    scores = objective.score_pixels(versions)[0]
+    assert (scores[0] > scores[1:]).all(), scores
+
+
+@pytest.mark.parametrize(("name", "injected"), [("coffee", -1.2), ("astronaut", 1.0)])
+def test_exposure_search_converges(objective, name, injected):
+    from photod.suggest import suggest_pixels
+
+    image = photos.real_photo(name, scale=0.8)
+    suggestion = suggest_pixels(_shift(image, injected), objective, "exposure", margin=0.0)
+    assert abs(suggestion.exposure_ev + injected) <= 0.45, suggestion.to_dict()
+
+
+def test_crop_search_finds_a_flat_margin_and_a_pasted_strip(objective):
+    from photod.enhancers.crop import detected_boxes
+    from photod.suggest import suggest_pixels
+
+    photo = photos.real_photo("chelsea")
+    other = photos.real_photo("coffee")
+    h, w = photo.shape[:2]
+    pad_y, pad_x = h // 6, w // 7
+    padded = np.full((h + 2 * pad_y, w + 2 * pad_x, 3), (90, 120, 90), np.uint8)
+    padded[pad_y : pad_y + h, pad_x : pad_x + w] = photo
+    H, W = padded.shape[:2]
+    truth = (pad_x / W, pad_y / H, (pad_x + w) / W, (pad_y + h) / H)
+    assert max(iou(b, truth) for b in detected_boxes(padded)) > 0.97
+    suggestion = suggest_pixels(padded, objective, "crop", margin=0.0)
+    assert suggestion.crop is not None and iou(suggestion.crop, truth) > 0.85
+
+    from PIL import Image
+
+    strip = np.asarray(Image.fromarray(other).resize((w // 4, h)))
+    joined = np.concatenate([photo, strip], axis=1)
+    truth = (0.0, 0.0, w / joined.shape[1], 1.0)
+    suggestion = suggest_pixels(joined, objective, "crop", margin=0.0)
+    assert suggestion.crop is not None and iou(suggestion.crop, truth) > 0.85
+
+
+def test_refinement_proposes_steps_around_the_ladder_winner():
+    from photod.enhancers import EnhanceContext, get_enhancer, load_presets
+    from photod.suggest import _refine
+
+    params = dict(load_presets()["params"]["exposure"])
+    spec = get_enhancer("exposure")
+    image = photos.real_photo("coffee", scale=0.5)
+    best = next(
+        c for c in spec.candidates(image, EnhanceContext(params=params)) if c.params["ev"] == 1.2
+    )
+    refined = _refine(spec, image, EnhanceContext(params=params), best, params)
+    assert sorted(c.params["ev"] for c in refined) == [1.0, 1.4]
+
+
+def test_cli_suggest_loads_no_timm_and_uses_the_head(tmp_path):
+    path = photos.write_jpeg(tmp_path / "p.jpg", _shift(photos.real_photo("coffee"), -1.2))
+    code = (
+        "import sys, json; from photod.cli import main; sys.argv = ['photod', 'suggest', "
+        f"'--json', '--device', 'cpu', {str(path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in ('timm', 'torchvision') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    lines = out.stdout.strip().splitlines()
+    data = json.loads(lines[0])
+    assert json.loads(lines[-1]) == []
+    assert data["model"] == read_card()["version"]
+    assert data["suggested"] and data["exposure_ev"] > 0.6
+
+
+def test_cli_shows_a_progress_bar_on_a_terminal_for_several_photos(tmp_path):
+    import pty
+
+    files = [
+        str(photos.write_jpeg(tmp_path / f"p{i}.jpg", photos.real_photo("coffee", scale=0.4)))
+        for i in range(4)
+    ]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photod", "suggest", "--json", "--device", "cpu", *files],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(slave)
+    stdout, _ = proc.communicate(timeout=600)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    bar = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert len(stdout.decode().strip().splitlines()) == 4
+    assert "4/4" in bar and "photo" in bar
