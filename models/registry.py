@@ -47,6 +47,23 @@ class ModelSpec:
         return str(self.card.get("version", self.name))
 
     @property
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """The card's heads ({name: {"kind", "metrics", ...}}); "rating" is always among them."""
+        heads = dict(self.card.get("heads") or {})
+        base = self.card.get("base")
+        if base and base != self.name:  # a personal head over a base model keeps its extra heads
+            try:
+                inherited = get_model_spec(str(base)).heads
+            except ModelError:
+                inherited = {}
+            heads = {**{k: v for k, v in inherited.items() if k != "rating"}, **heads}
+        rating = heads.pop("rating", None) or {
+            "kind": "mlp",
+            "metrics": dict(self.card.get("metrics", {})),
+        }
+        return {"rating": rating, **heads}
+
+    @property
     def available(self) -> bool:
         return self.weights is None or self.weights.exists()
 

@@ -47,8 +47,11 @@ class ScoreResult:
     format: str | None = None
     exif: dict[str, Any] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, repr=False)
+    # Outputs of the extra heads the Scorer was asked for (`Scorer(heads=...)`), by head name.
+    head_outputs: dict[str, float | list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"heads": self.head_outputs} if self.head_outputs else {}
         return {
             "path": self.path,
             "score": None if self.score is None else round(self.score, 4),
@@ -59,6 +62,7 @@ class ScoreResult:
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            **extra,
         }
 
 
@@ -93,7 +97,10 @@ class Scorer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         star_mapping: StarMapping | None = None,
         torch_threads: int | None = None,
+        heads: Sequence[str] = (),
     ) -> None:
+        """`heads`: extra heads of the model file (e.g. "preference") whose outputs `score_paths`
+        puts in each result's `head_outputs`, computed in the same backbone pass as the score."""
         from photod.models import active_model_name, get_model_spec
 
         # No name: the active model (a personal one that beat the shipped model, or the default).
@@ -109,9 +116,29 @@ class Scorer:
         self.max_pixels = max_pixels
         card_thresholds = self.spec.card.get("star_thresholds") or FALLBACK_THRESHOLDS
         self.star_mapping = star_mapping or StarMapping(tuple(card_thresholds))
+        self.heads = tuple(heads)
+        self._check_heads(self.heads)
         self._net: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
+
+    @property
+    def head_names(self) -> list[str]:
+        """Every head the model file carries ("rating" first), from its card."""
+        return list(self.spec.heads)
+
+    def _check_heads(self, heads: Sequence[str]) -> None:
+        import difflib
+
+        known = self.head_names
+        for name in heads:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=2)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ModelError(
+                    f"model {self.model_name!r} has no head {name!r}{hint} "
+                    f"(heads: {', '.join(known)})"
+                )
 
     @property
     def version(self) -> str:
@@ -151,23 +178,41 @@ class Scorer:
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Scores [N] and embeddings [N, 1280] for HxWx3 uint8 arrays, in batches."""
+        outputs, embeddings = self.score_heads(images)
+        return outputs["rating"], embeddings
+
+    def score_heads(
+        self, images: Sequence[np.ndarray], heads: Sequence[str] = ()
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """({"rating": [N], head: [N] or [N, K], ...}, embeddings [N, 1280]) for HxWx3 uint8
+        arrays: every requested extra head from the same backbone pass as the rating."""
         import torch
 
         from photod.models.preprocess import to_tensor
 
+        self._check_heads(heads)
+        names = [h for h in heads if h != "rating"]
         net = self.net
-        scores, embeddings = [], []
+        parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
+        embeddings = []
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = to_tensor(images[start : start + self.batch_size])
                 batch = batch.to(self.device, dtype=dtype, non_blocking=True)
-                score, embedding = net.forward_all(batch)
-                scores.append(score.float().cpu().numpy())
+                if names:
+                    out, embedding = net.forward_heads(batch, names)
+                else:  # the rating alone: any model with forward_all (plug-ins too)
+                    score, embedding = net.forward_all(batch)
+                    out = {"rating": score}
+                for name, value in out.items():
+                    parts[name].append(value.float().cpu().numpy())
                 embeddings.append(embedding.float().cpu().numpy())
-        if not scores:
-            return np.zeros(0, np.float32), np.zeros((0, 1280), np.float32)
-        return np.concatenate(scores), np.concatenate(embeddings)
+        if not embeddings:
+            return {name: np.zeros(0, np.float32) for name in parts}, np.zeros(
+                (0, 1280), np.float32
+            )
+        return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
 
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
@@ -251,11 +296,16 @@ class Scorer:
                 decoded.append((result, image))
             results.append(result)
         if decoded:
-            scores, embeddings = self.score_pixels([image.pixels for _, image in decoded])
-            for (result, _), score, embedding in zip(decoded, scores, embeddings, strict=True):
-                result.score = float(score)
+            outputs, embeddings = self.score_heads(
+                [image.pixels for _, image in decoded], self.heads
+            )
+            for k, ((result, _), embedding) in enumerate(zip(decoded, embeddings, strict=True)):
+                result.score = float(outputs["rating"][k])
                 result.stars = self.star_mapping.stars(result.score)
                 result.embedding = embedding
+                result.head_outputs = {
+                    name: outputs[name][k].tolist() for name in self.heads if name != "rating"
+                }
         if progress:
             progress(len(results))
         yield from results

@@ -73,8 +73,13 @@ def extract_trunk(
     batch_size: int = 64,
     device: str = "cpu",
     desc: str = "trunk",
+    stages: int = TRUNK_STAGES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(maps [N, 112, 14, 14] fp16, early stats [N, 544] fp32) for pixel arrays or image paths."""
+    """(maps of blocks[:stages] fp16, e.g. [N, 112, 14, 14], their MLSP stats fp32) of images.
+
+    `images` are pixel arrays or image paths; v3 caches 5 stages (112 channels, 544 stats), v4
+    caches 4 (80 channels, 320 stats).
+    """
     import torch
     from tqdm import tqdm
 
@@ -94,12 +99,20 @@ def extract_trunk(
         batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
         upcoming = pool.map(lambda batch: [load(p) for p in batch], batches)
         for batch in tqdm(upcoming, total=len(batches), desc=desc, unit="batch"):
-            h, s = trunk_forward(backbone, to_tensor(batch).to(device))
+            h, s = trunk_forward(backbone, to_tensor(batch).to(device), stages)
             maps.append(h.float().cpu().numpy().astype(np.float16))
             stats.append(s.cpu().numpy().astype(np.float32))
     if not maps:
-        return np.zeros((0, 112, 14, 14), np.float16), np.zeros((0, 544), np.float32)
+        channels, stat_dim = trunk_shape(stages)
+        return np.zeros((0, channels, 14, 14), np.float16), np.zeros((0, stat_dim), np.float32)
     return np.concatenate(maps), np.concatenate(stats)
+
+
+def trunk_shape(stages: int = TRUNK_STAGES) -> tuple[int, int]:
+    """(channels of the map after blocks[:stages], length of their MLSP statistics)."""
+    from photod.models.backbone import STAGE_CHANNELS
+
+    return STAGE_CHANNELS[stages - 1], 2 * sum(STAGE_CHANNELS[:stages])
 
 
 def trunk_order(names: Sequence[str], first: Sequence[int] = (), seed: int = 0) -> np.ndarray:
@@ -120,6 +133,7 @@ def sharded_trunk(
     first: Sequence[int] = (),
     shard_size: int = 1024,
     compute: bool = True,
+    stages: int = TRUNK_STAGES,
     **kwargs: object,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Trunk features of `paths` cached in shards under `folder`: (maps, stats, available mask).
@@ -130,8 +144,9 @@ def sharded_trunk(
     names = [p.name for p in paths]
     order = trunk_order(names, first)
     folder.mkdir(parents=True, exist_ok=True)
-    maps = np.zeros((len(paths), 112, 14, 14), np.float16)
-    stats = np.zeros((len(paths), 544), np.float32)
+    channels, stat_dim = trunk_shape(stages)
+    maps = np.zeros((len(paths), channels, 14, 14), np.float16)
+    stats = np.zeros((len(paths), stat_dim), np.float32)
     have = np.zeros(len(paths), bool)
     for k, start in enumerate(range(0, len(order), shard_size)):
         rows = order[start : start + shard_size]
@@ -144,7 +159,12 @@ def sharded_trunk(
                 continue
         if not compute:
             continue
-        m, s = extract_trunk([paths[i] for i in rows], desc=f"trunk {k}", **kwargs)  # type: ignore[arg-type]
+        m, s = extract_trunk(
+            [paths[i] for i in rows],
+            desc=f"trunk {k}",
+            stages=stages,
+            **kwargs,  # type: ignore[arg-type]
+        )
         tmp = folder / f"shard-{k:03d}.tmp.npz"
         np.savez(tmp, names=shard_names, maps=m, stats=s)
         tmp.replace(shard)

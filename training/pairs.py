@@ -66,6 +66,7 @@ def cached_pairs(
     seed: int = 0,
     shard_size: int = 500,
     compute: bool = True,
+    stages: int | None = None,
     **kwargs: object,
 ) -> dict[str, np.ndarray]:
     """Pair table (base name, kind) with the trunk features of each degraded image.
@@ -73,7 +74,9 @@ def cached_pairs(
     Cached in shards under `folder` (resumable); with `compute=False` only finished shards are
     returned, so training can start on part of the pairs.
     """
-    from photod.training.features import extract_trunk
+    from photod.training.features import TRUNK_STAGES, extract_trunk, trunk_shape
+
+    stages = stages or TRUNK_STAGES
 
     plan = plan_pairs(good_photos(samples), n_photos, kinds_per_photo, seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,7 @@ def cached_pairs(
         maps, stats = extract_trunk(
             degraded_images(samples, chunk),
             desc=f"pairs {k}",
+            stages=stages,
             **kwargs,  # type: ignore[arg-type]
         )
         data = {
@@ -105,10 +109,11 @@ def cached_pairs(
         tmp.replace(shard)
         parts.append(data)
     if not parts:
+        channels, stat_dim = trunk_shape(stages)
         return {
             "base_names": np.array([], str),
             "kinds": np.array([], str),
-            "maps": np.zeros((0, 112, 14, 14), np.float16),
-            "stats": np.zeros((0, 544), np.float32),
+            "maps": np.zeros((0, channels, 14, 14), np.float16),
+            "stats": np.zeros((0, stat_dim), np.float32),
         }
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

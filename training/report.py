@@ -148,7 +148,7 @@ def val_pair_layout(n_photos: int) -> tuple[list[str], list[int]]:
 
 
 def val_pair_trunk(
-    samples: list[Any], va: np.ndarray, cache: Path | None = None
+    samples: list[Any], va: np.ndarray, cache: Path | None = None, stages: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[int]]:
     """The validation pairs as trunk rows: (chosen original rows, degraded maps, their early stats,
     labels, origin index into chosen), cached in `cache` (default under .cache/features)."""
@@ -164,7 +164,12 @@ def val_pair_trunk(
         maps, stats = data["maps"], data["stats"]
     else:
         originals = [decode_image(samples[i].path).pixels for i in chosen]
-        maps, stats = extract_trunk(pair_images(originals)[0], batch_size=32, desc="val pairs")
+        maps, stats = extract_trunk(
+            pair_images(originals)[0],
+            batch_size=32,
+            desc="val pairs",
+            **({"stages": stages} if stages else {}),
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, maps=maps, stats=stats)
     return chosen, maps, stats, labels, origin
