@@ -9,9 +9,11 @@ margins, crops that cut the subject or are too tight) ranked with a pairwise los
 seen at its own aspect ratio (models/buckets.py).
 
 It reads the same MLSP features (per-stage mean/std + the pooled 1280-d head features) as the
-aesthetic head, from one pass of a shipped model's backbone; the backbone is named in the card
-(`base`), so swapping the backbone is one re-run of the training script. Tensors are stored as
-`heads.edit_preference.*`, the multi-head model file layout (a head over the shared features).
+rating head, from the same backbone pass: it is stored as the extra head `edit_preference` of
+the multi-head model file it was trained on (`heads.edit_preference.*` beside `head.*`, listed
+in the card's "heads" with its pair accuracy and calibrated margin; `models.aesthetic.add_head`).
+Swapping the backbone is one re-run of the training script with `--base` (it writes the head
+into that model's file).
 
 `load_edit_model` builds the folded plain-torch backbone (models/lite.py: no timm import) and
 the head; `EditPreferenceNet.forward_all(x)` gives (scores, embeddings) like AestheticNet.
@@ -19,7 +21,6 @@ the head; `EditPreferenceNet.forward_all(x)` gives (scores, embeddings) like Aes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,112 +31,88 @@ from photod.errors import ModelError
 
 HEAD_NAME = "edit_preference"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_HEAD_FILE = WEIGHTS_DIR / "photod-edit-preference-v1.safetensors"
+# The model file whose backbone the shipped head was trained on, and which stores it.
+DEFAULT_MODEL_FILE = WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
 FEATURE_DIM = 2848
 
 
-class PreferenceHead(nn.Module):
-    """Standardised MLSP features -> one hidden layer -> a preference score (higher = better)."""
+def new_head(in_dim: int = FEATURE_DIM, hidden: int = 64) -> nn.Module:
+    """An untrained head: standardised features -> MLP (hidden units, GELU) -> one score.
 
-    def __init__(self, in_dim: int = FEATURE_DIM, hidden: int = 64):
-        super().__init__()
-        self.register_buffer("feature_mean", torch.zeros(in_dim))
-        self.register_buffer("feature_std", torch.ones(in_dim))
-        self.hidden = hidden
-        if hidden:
-            self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        else:
-            self.mlp = nn.Sequential(nn.Linear(in_dim, 1))
+    The multi-head file's own MLP head (`AestheticHead`, dropout off), so `load_weights` and
+    `add_head` read and write it like any extra head.
+    """
+    from photod.models.aesthetic import AestheticHead
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        z = (features.float() - self.feature_mean) / self.feature_std
-        return self.mlp(z).squeeze(1)
+    return AestheticHead(in_dim=in_dim, hidden=hidden, dropout=0.0)
 
 
 class EditPreferenceNet(nn.Module):
     """Folded Lite0 backbone + edit-preference head."""
 
-    def __init__(self, backbone: nn.Module, head: PreferenceHead):
+    def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, embedding = self.backbone.features(x)
-        return self.head(features), embedding
+        return self.head(features.float()), embedding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x)[0]
 
 
-def head_state(head: PreferenceHead) -> dict[str, torch.Tensor]:
-    """The head's tensors under the multi-head file's names."""
-    return {
-        f"heads.{HEAD_NAME}.{k}": v.detach().cpu().contiguous()
-        for k, v in head.state_dict().items()
-    }
+def read_card(path: Path = DEFAULT_MODEL_FILE) -> dict[str, Any]:
+    """The head's entry in the model card ("heads"/"edit_preference"), plus the model's name."""
+    import json
+
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    entry = dict(card.get("heads", {}).get(HEAD_NAME, {}))
+    base = str(card.get("version", path.stem))
+    entry.setdefault("base", base)
+    entry.setdefault("version", f"{base}+{HEAD_NAME}")
+    return entry
 
 
-def read_card(path: Path = DEFAULT_HEAD_FILE) -> dict[str, Any]:
-    card = path.with_suffix(".json")
-    return json.loads(card.read_text()) if card.exists() else {}
+def has_head(path: Path = DEFAULT_MODEL_FILE) -> bool:
+    """True when the model file exists and lists the edit-preference head in its card."""
+    return path.exists() and bool(read_card(path).get("kind"))
 
 
-def load_head(path: Path = DEFAULT_HEAD_FILE) -> PreferenceHead:
-    """The edit-preference head stored in `path` (`heads.edit_preference.*`)."""
+def load_edit_model(path: Path = DEFAULT_MODEL_FILE, device: str = "cpu") -> EditPreferenceNet:
+    """The model file's backbone (folded, plain torch) + its edit-preference head."""
     from safetensors.torch import load_file
+
+    from photod.models.aesthetic import head_from_state, split_state
 
     if not path.exists():
-        raise ModelError(f"edit-preference head {path} is missing")
-    prefix = f"heads.{HEAD_NAME}."
-    state = {
-        k[len(prefix) :]: v.float() for k, v in load_file(str(path)).items() if k.startswith(prefix)
-    }
-    if not state:
-        raise ModelError(f"{path} holds no {prefix}* tensors")
-    hidden = state["mlp.0.weight"].shape[0] if "mlp.2.weight" in state else 0
-    head = PreferenceHead(state["feature_mean"].shape[0], hidden)
-    head.load_state_dict(state, strict=True)
-    return head.eval()
-
-
-def base_weights(card: dict[str, Any]) -> Path:
-    """The model file whose `backbone.*` tensors the head was trained on."""
-    base = card.get("base_weights") or f"{card.get('base', 'photod-aesthetic-v3')}.safetensors"
-    path = Path(base)
-    return path if path.is_absolute() else WEIGHTS_DIR / path
-
-
-def load_backbone(path: Path) -> nn.Module:
-    """The folded plain-torch Lite0 from a model file's `backbone.*` tensors (or ImageNet's)."""
-    from safetensors.torch import load_file
-
-    from photod.models.lite import Lite0
-
-    state = load_file(str(path))
-    if any(k.startswith("backbone.") for k in state):
-        return Lite0.from_timm_state(state, "backbone.")
-    # A head-only file over the frozen ImageNet backbone: pair the packaged weights by order.
-    from photod.models.backbone import imagenet_weights_path
-
-    source = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
-    return Lite0.from_timm_state(_timm_names(source))
-
-
-def _timm_names(source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """lukemelas-style ImageNet tensors renamed to timm's names (same order and count)."""
-    import timm  # only for a head over the frozen ImageNet backbone (not the shipped one)
-
-    from photod.models.backbone import map_state_dict
-
-    return map_state_dict(source, timm.create_model("tf_efficientnet_lite0").state_dict())
-
-
-def load_edit_model(head_file: Path = DEFAULT_HEAD_FILE, device: str = "cpu") -> EditPreferenceNet:
-    """Backbone of the card's base model + the edit-preference head, eval mode on `device`."""
-    card = read_card(head_file)
-    net = EditPreferenceNet(load_backbone(base_weights(card)), load_head(head_file))
+        raise ModelError(f"model file {path} is missing")
+    _, backbone_state, extra = split_state(load_file(str(path)))
+    if HEAD_NAME not in extra:
+        raise ModelError(f"{path} holds no heads.{HEAD_NAME}.* tensors")
+    head = head_from_state(extra[HEAD_NAME])
+    head.load_state_dict({k: v.float() for k, v in extra[HEAD_NAME].items()}, strict=True)
+    net = EditPreferenceNet(backbone_from_state(backbone_state), head.eval())
     net = net.eval().to(device).to(memory_format=torch.channels_last)
     if device.startswith("cuda"):
         net.backbone.half()  # the head stays fp32: it standardises the fp32 pooled features
     return net
+
+
+def backbone_from_state(backbone_state: dict[str, torch.Tensor]) -> nn.Module:
+    """The folded Lite0 of a file's `backbone.*` tensors (prefix stripped); modules a file does
+    not store (a partially fine-tuned backbone, or a head-only file) are ImageNet's."""
+    from photod.models.lite import Lite0, timm_names
+
+    names = timm_names()
+    if not all(n in backbone_state for n in names if "classifier" not in n):
+        from photod.models.backbone import imagenet_weights_path
+
+        source = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+        if len(source) != len(names):
+            raise ModelError(f"ImageNet weights have {len(source)} tensors, expected {len(names)}")
+        imagenet = dict(zip(names, source.values(), strict=True))
+        backbone_state = {**imagenet, **backbone_state}
+    return Lite0.from_timm_state(backbone_state)

@@ -34,6 +34,25 @@ HEAD_CHANNELS = 1280
 BN_EPS = 1e-3
 
 
+def timm_names() -> list[str]:
+    """timm's `tf_efficientnet_lite0` state-dict names, in its order (the order the packaged
+    ImageNet weights come in), without importing timm."""
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    names = ["conv_stem.weight", *(f"bn1.{p}" for p in bn)]
+    for s, (kind, repeats, *_rest) in enumerate(LITE0_STAGES):
+        for b in range(repeats):
+            base = f"blocks.{s}.{b}"
+            layers = (
+                [("conv_dw", "bn1"), ("conv_pw", "bn2")]
+                if kind == "ds"
+                else [("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")]
+            )
+            for conv, norm in layers:
+                names += [f"{base}.{conv}.weight", *(f"{base}.{norm}.{p}" for p in bn)]
+    names += ["conv_head.weight", *(f"bn2.{p}" for p in bn), "classifier.weight", "classifier.bias"]
+    return names
+
+
 class FoldedConv(nn.Module):
     """A convolution with its batch norm folded in, TF "same" padding, optional ReLU6."""
 

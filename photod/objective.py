@@ -31,12 +31,12 @@ class EditObjective:
         device: str = "auto",
         batch_size: int = 32,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        head_file: Path | None = None,
+        model_file: Path | None = None,
     ) -> None:
-        from photod.models.edit_preference import DEFAULT_HEAD_FILE, read_card
+        from photod.models.edit_preference import DEFAULT_MODEL_FILE, read_card
 
-        self.head_file = head_file or DEFAULT_HEAD_FILE
-        self.card = read_card(self.head_file)
+        self.model_file = model_file or DEFAULT_MODEL_FILE
+        self.card = read_card(self.model_file)
         self.requested_device = device
         self.batch_size = max(1, batch_size)
         self.max_pixels = max_pixels
@@ -46,7 +46,7 @@ class EditObjective:
 
     @property
     def version(self) -> str:
-        return str(self.card.get("version", self.head_file.stem))
+        return str(self.card["version"])
 
     @property
     def default_margin(self) -> float | None:
@@ -69,7 +69,7 @@ class EditObjective:
                 from photod.models.edit_preference import load_edit_model
 
                 log.info("loading edit-preference model %s on %s", self.version, self.device)
-                self._net = load_edit_model(self.head_file, self.device)
+                self._net = load_edit_model(self.model_file, self.device)
             return self._net
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -86,6 +86,7 @@ class EditObjective:
         with torch.inference_mode():
             head = self.net.head
             scores = head(torch.from_numpy(feats).to(head.feature_mean.device)).cpu().numpy()
+        scores = scores.reshape(-1)
         return scores.astype(np.float32), feats
 
     def _run(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -124,9 +125,9 @@ def objective_for(scorer: Any) -> Any:
     cached = getattr(scorer, "_edit_objective", None)
     if cached is not None:
         return cached
-    from photod.models.edit_preference import DEFAULT_HEAD_FILE
+    from photod.models.edit_preference import has_head
 
-    if not DEFAULT_HEAD_FILE.exists():
+    if not has_head():
         return scorer
     objective = EditObjective(
         device=scorer.requested_device, batch_size=scorer.batch_size, max_pixels=scorer.max_pixels

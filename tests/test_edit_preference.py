@@ -17,7 +17,7 @@ import pytest
 
 from photod.enhancers.color import LINEAR, linear_to_srgb
 from photod.enhancers.geometry import iou
-from photod.models.edit_preference import DEFAULT_HEAD_FILE, HEAD_NAME, read_card
+from photod.models.edit_preference import DEFAULT_MODEL_FILE, HEAD_NAME, read_card
 from tests import photos
 
 
@@ -78,12 +78,12 @@ def test_shape_buckets_are_few_and_keep_the_aspect_ratio():
     assert len(shapes) <= 15
 
 
-def test_head_file_is_a_multi_head_entry_with_a_card():
-    from safetensors.torch import load_file
+def test_head_is_an_extra_head_of_the_multi_head_model_file():
+    from photod.models import load_model
 
-    keys = list(load_file(str(DEFAULT_HEAD_FILE)))
-    assert keys and all(k.startswith(f"heads.{HEAD_NAME}.") for k in keys)
-    card = read_card()
+    net = load_model("photod-aesthetic-v3", device="cpu")
+    assert HEAD_NAME in net.heads  # read by the multi-head loader like any extra head
+    card = read_card(DEFAULT_MODEL_FILE)
     assert card["base"] == "photod-aesthetic-v3"
     accuracy = card["pair_accuracy_held_out"]
     for kind in ("exposure", "colour", "tilt", "margin_flat", "margin_foreign", "cut_subject"):

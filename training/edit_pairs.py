@@ -136,7 +136,7 @@ def variants(
 
 
 def sources(
-    n_para: int, seed: int = 0, bench_root: Path | None = None
+    n_para: int, seed: int = 0, bench_root: Path | None = None, para_offset: int = 0
 ) -> list[tuple[str, str, str, object]]:
     """[(group name, split key, origin, path or array)]: good PARA training photos (split by
     session), then REAL_TRAIN (split by file)."""
@@ -146,7 +146,7 @@ def sources(
     targets = np.array([s.target for s in samples])
     good = [s for s, t in zip(samples, targets, strict=True) if t > np.median(targets)]
     rng = np.random.default_rng(seed)
-    chosen = [good[i] for i in rng.permutation(len(good))[:n_para]]
+    chosen = [good[i] for i in rng.permutation(len(good))[para_offset : para_offset + n_para]]
     out: list[tuple[str, str, str, object]] = [
         (f"para:{s.group}/{s.path.name}", s.group, "para", s.path) for s in chosen
     ]
@@ -179,7 +179,8 @@ def working_copy(item: object) -> np.ndarray:
 
 def load_cache(folder: Path) -> dict[str, np.ndarray]:
     """The finished shards under `folder` (training may start before the cache is complete)."""
-    parts = [dict(np.load(shard)) for shard in sorted(folder.glob("shard-[0-9][0-9][0-9].npz"))]
+    shards = sorted(folder.glob("**/shard-[0-9][0-9][0-9].npz"))
+    parts = [dict(np.load(shard)) for shard in shards]
     keys = ("group", "kind", "defect", "held_out", "features")
     return {key: np.concatenate([p[key] for p in parts]) for key in keys}
 
@@ -192,6 +193,7 @@ def build_cache(
     base_weights: Path | None = None,
     bench_root: Path | None = None,
     shard_groups: int = 16,
+    para_offset: int = 0,
 ) -> dict[str, np.ndarray]:
     """Features of every variant of every group, cached in shards under `folder` (resumable).
 
@@ -200,10 +202,10 @@ def build_cache(
     import torch
 
     from photod.models.buckets import group_by_bucket, resize_to_bucket
-    from photod.models.edit_preference import load_backbone
+    from photod.models.edit_preference import backbone_from_state
 
     folder.mkdir(parents=True, exist_ok=True)
-    items = sources(n_para, seed, bench_root)
+    items = sources(n_para, seed, bench_root, para_offset)
     jobs = []
     for name, key, origin, item in items:
         for r in range(real_repeats if origin == "real" else 1):
@@ -220,11 +222,13 @@ def build_cache(
                 parts.append(data)
                 continue
         if backbone is None:
+            from safetensors.torch import load_file
+
+            from photod.models.aesthetic import split_state
             from photod.models.edit_preference import WEIGHTS_DIR
 
-            backbone = load_backbone(
-                base_weights or WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
-            )
+            path = base_weights or WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
+            backbone = backbone_from_state(split_state(load_file(str(path)))[1])
             backbone = backbone.to(memory_format=torch.channels_last)
         rows_group, rows_kind, rows_defect, rows_held, images = [], [], [], [], []
         for g, (group, split_key, item) in enumerate(chunk):

@@ -153,9 +153,9 @@ def suggest(
     files = list(iter_photo_paths(photos, recursive=False))
     if not files:
         raise click.UsageError("no photos found in the given paths")
-    from photod.models.edit_preference import DEFAULT_HEAD_FILE
+    from photod.models.edit_preference import has_head
 
-    if model is None and DEFAULT_HEAD_FILE.exists():
+    if model is None and has_head():
         # The edit-preference head; the scoring model is never loaded (nor timm imported).
         from photod.objective import EditObjective
 
