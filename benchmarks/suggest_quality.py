@@ -206,13 +206,25 @@ def add_margin(
 # --- measurements -----------------------------------------------------------------------------
 
 
-def measure_quality(scorer: Any, photos: list[tuple[str, np.ndarray]], margin: float) -> dict:
+def measure_quality(
+    scorer: Any,
+    photos: list[tuple[str, np.ndarray]],
+    margin: float,
+    part: tuple[int, int] = (0, 1),
+    rows_file: Path | None = None,
+) -> dict:
+    """Every measurement on every photo (or on photos i::n for `part` (i, n)); with
+    `rows_file`, each photo's rows are appended to it as they are measured (JSON lines)."""
     from photod.enhancers.geometry import iou
     from photod.suggest import suggest_pixels
 
-    rng = np.random.default_rng(7)
     rows: dict[str, list[dict[str, Any]]] = {"exposure": [], "cast": [], "margin": [], "clean": []}
     for i, (name, image) in enumerate(photos):
+        # One generator per photo: a part run injects the same margins as the full run.
+        rng = np.random.default_rng(7 + i)
+        if i % part[1] != part[0]:
+            continue
+        before = {key: len(value) for key, value in rows.items()}
         ev = EVS[i % len(EVS)]
         s = suggest_pixels(shift_exposure(image, ev), scorer, "exposure", margin=0.0)
         rows["exposure"].append(
@@ -260,8 +272,28 @@ def measure_quality(scorer: Any, photos: list[tuple[str, np.ndarray]], margin: f
                 "edits": [e.enhancer for e in s.edits],
             }
         )
-        print(f"  {i + 1}/{len(photos)} {name}", file=sys.stderr)
+        if rows_file is not None:
+            new = {key: value[before[key] :] for key, value in rows.items()}
+            with rows_file.open("a") as out:
+                out.write(json.dumps(new, default=float) + "\n")
+        print(f"  {i + 1}/{len(photos)} {name}", file=sys.stderr, flush=True)
     return summarise(rows, margin)
+
+
+def merge_rows(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of several part runs (JSON lines from `measure_quality`), each photo once."""
+    rows: dict[str, list[dict[str, Any]]] = {"exposure": [], "cast": [], "margin": [], "clean": []}
+    seen: set[str] = set()
+    for path in files:
+        for line in path.read_text().splitlines():
+            photo_rows = json.loads(line)
+            name = photo_rows["exposure"][0]["photo"]
+            if name in seen:
+                continue
+            seen.add(name)
+            for key, value in photo_rows.items():
+                rows[key] += value
+    return rows
 
 
 def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str, Any]:
@@ -441,6 +473,8 @@ def run(
     roi_photos: int = 6,
     objective: str = "edit",
     cold_runs: int = 3,
+    part: tuple[int, int] = (0, 1),
+    rows_file: Path | None = None,
 ) -> dict[str, Any]:
     from photod.enhancers import load_presets
     from photod.objective import EditObjective, use_model_as_objective
@@ -459,14 +493,15 @@ def run(
         name = scorer.version
     photos = load_photos(default_cache(), limit)
     result: dict[str, Any] = {"model": name, "device": scorer.device}
-    result["speed"] = measure_speed(scorer, workdir, speed_runs)
+    if speed_runs:
+        result["speed"] = measure_speed(scorer, workdir, speed_runs)
     if cold_runs and objective == "edit":
         result["cold_start"] = measure_cold_start(workdir, cold_runs)
     # RoI window scores need the aesthetic model's layout (the old objective only).
     result["roi"] = (
         measure_roi(scorer, photos[:roi_photos], list(roi_sizes)) if objective != "edit" else {}
     )
-    result["quality"] = measure_quality(scorer, photos, margin)
+    result["quality"] = measure_quality(scorer, photos, margin, part, rows_file)
     return result
 
 
@@ -501,13 +536,14 @@ def table(result: dict[str, Any]) -> str:
             f"{roi['top6_within_0.05']:.0%}, {roi['median_seconds'] * 1000:.0f} ms per photo "
             f"for {roi['windows']} windows"
         )
-    sp = result["speed"]
-    lines.append(
-        f"speed: suggest_photo {sp['photo']}: median {sp['median_seconds']} s "
-        f"({sp['min_seconds']}-{sp['max_seconds']}), {sp['candidates']} candidates, "
-        f"{sp['scored']} scored ({sp['full_passes']} full passes), "
-        f"{sp['torch_threads']} torch threads, load average {sp['load_average']}"
-    )
+    if "speed" in result:
+        sp = result["speed"]
+        lines.append(
+            f"speed: suggest_photo {sp['photo']}: median {sp['median_seconds']} s "
+            f"({sp['min_seconds']}-{sp['max_seconds']}), {sp['candidates']} candidates, "
+            f"{sp['scored']} scored ({sp['full_passes']} full passes), "
+            f"{sp['torch_threads']} torch threads, load average {sp['load_average']}"
+        )
     if "cold_start" in result:
         cs = result["cold_start"]
         lines.append(
@@ -532,8 +568,33 @@ def main(argv: list[str] | None = None) -> int:
         help="edit: the edit-preference head (default); model: --model's aesthetic score",
     )
     parser.add_argument("--cold-runs", type=int, default=3, help="new-process runs (0: skip)")
+    parser.add_argument("--speed-runs", type=int, default=3, help="warm 24 MP runs (0: skip)")
+    parser.add_argument("--part", default="0/1", help="I/N: only photos I, I+N, ... (rows file)")
+    parser.add_argument("--rows", type=Path, default=None, help="append per-photo rows here")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="summarise the rows files of parts"
+    )
     args = parser.parse_args(argv)
-    kwargs: dict[str, Any] = {"objective": args.objective, "cold_runs": args.cold_runs}
+    if args.merge:
+        from photod.enhancers import load_presets
+        from photod.objective import EditObjective
+
+        margin = EditObjective().default_margin
+        margin = float(load_presets()["edit_margin"] if margin is None else margin)
+        summary = summarise(merge_rows(args.merge), margin)
+        print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=1))
+        out = Path("bench-results") / "suggest_quality-merged.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=1, default=float))
+        return 0
+    index, count = (int(v) for v in args.part.split("/"))
+    kwargs: dict[str, Any] = {
+        "objective": args.objective,
+        "cold_runs": args.cold_runs,
+        "speed_runs": args.speed_runs,
+        "part": (index, count),
+        "rows_file": args.rows,
+    }
     if args.quick:
         kwargs.update(speed_runs=1, roi_sizes=(320,), roi_photos=3, cold_runs=1)
         args.limit = args.limit or 8

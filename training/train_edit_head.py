@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             "optimiser": "Adam full batch, lr 1e-3, 200 steps",
             "recipe": f"python -m photod.training.train_edit_head --base {base.name}",
         },
+        "metrics": {"pair_accuracy_held_out": accuracy["all"]},
         "pair_accuracy_held_out": accuracy,
         "pair_accuracy_fit": pair_accuracy(fit_scores, *pairs_fit)["all"],
         "pair_accuracy_held_out_rating_head": pair_accuracy(rating_val, *pairs_val),
