@@ -62,8 +62,9 @@ def test_suggest_photo_json_contract(tmp_path, scorer):
     assert data["candidates"] >= 100
     # The edit-preference objective scores crops at their own shape with real passes, so only
     # a shortlist of the crops is scored (the RoI window scores need the rating model's
-    # layout); far fewer full passes run than there are candidates.
-    assert data["full_passes"] <= data["scored"] <= data["candidates"]
+    # layout); far fewer full passes run than there are candidates (the untouched photo's
+    # pass is the one full pass that scores no candidate).
+    assert data["full_passes"] <= data["scored"] + 1 <= data["candidates"] + 1
     assert data["full_passes"] <= 70 < data["candidates"]
     for edit in data["edits"]:
         assert set(edit) == {"enhancer", "params", "gain"} and edit["gain"] > 0
