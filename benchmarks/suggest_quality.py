@@ -438,8 +438,8 @@ def measure_speed(scorer: Any, workdir: Path, runs: int) -> dict[str, Any]:
 
 
 def measure_cold_start(workdir: Path, runs: int) -> dict[str, Any]:
-    """Wall time of `photod suggest 24MP.jpg --json` in a NEW process (import, model load,
-    decode, search), median of `runs`, with the CPU time the process used."""
+    """Wall time of `photod suggest --objective edit-preference 24MP.jpg --json` in a NEW
+    process (import, model load, decode, search), median of `runs`, with its CPU time."""
     import resource
 
     path = workdir / "suggest-24mp.jpg"
@@ -448,7 +448,8 @@ def measure_cold_start(workdir: Path, runs: int) -> dict[str, Any]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "photod", "suggest", str(path), "--json", "--device", "cpu"],
+            [sys.executable, "-m", "photod", "suggest", "--objective", "edit-preference"]
+            + [str(path), "--json", "--device", "cpu"],
             check=True,
             capture_output=True,
         )
@@ -477,7 +478,7 @@ def run(
     rows_file: Path | None = None,
 ) -> dict[str, Any]:
     from photod.enhancers import load_presets
-    from photod.objective import EditObjective, use_model_as_objective
+    from photod.objective import EditObjective, use_objective
     from photod.scoring import DEFAULT_MODEL, Scorer
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -488,7 +489,7 @@ def run(
         name = scorer.version
     else:
         scorer = Scorer(model=model or DEFAULT_MODEL, device=device, batch_size=32)
-        use_model_as_objective(scorer)
+        use_objective(scorer, "aesthetic")
         margin = float(load_presets()["margin"])
         name = scorer.version
     photos = load_photos(default_cache(), limit)

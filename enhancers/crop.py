@@ -13,8 +13,9 @@ per photo by the search (`detect_faces`, `saliency_map`).
 Besides the grid, `detected_boxes` proposes the frame inside what looks added to the photo: flat
 borders (rows/columns of one colour from an edge inward) and a seam where a strip of another
 picture was pasted beside it (a column or row whose step to its neighbour stands far above the
-photo's usual steps). These proposals only join the candidates (marked `"detected"`, always
-scored); the objective decides whether they win.
+photo's usual steps). With `detect_borders` (set in presets.json's `edit_params`, so for the
+opt-in edit-preference objective) these proposals join the candidates (marked `"detected"`,
+always scored); the objective decides whether they win.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def crop(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
         )
         for aspect, scale, box in crop_boxes(w, h, context)
     ]
-    if context.params.get("detect_borders", True):
+    if context.params.get("detect_borders", False):
         for box in detected_boxes(image):
             if not _keeps_faces(box, context.faces, 0.0):
                 continue

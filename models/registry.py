@@ -6,11 +6,12 @@ Third-party models come from the `photod.models` entry-point group, read only wh
 found among the built-in ones. Each spec carries its metadata (version, metrics, star thresholds)
 without building anything, so `photod models` stays fast and torch-free.
 
-Personal models (heads fine-tuned on the user's own star ratings, `photod train --from-ratings`)
-live in `photod.paths.personal_models_dir()`; they are re-read from there on every lookup, since
-they are user data that changes while photod runs. `active_model_name()` is the model photod uses
-when none is named: the one chosen with `photod models --use` (or by a personal training run that
-beat the shipped model), else the shipped default.
+Personal models (a shipped model + a correction learned from the user's own star ratings,
+`photod train --from-ratings`) live in `photod.paths.personal_models_dir()`; they are re-read
+from there on every lookup, since they are user data that changes while photod runs.
+`active_model_name()` is the model photod uses when none is named: the one chosen with `photod
+models --use` (or by a personal training run that beat the shipped model), else the shipped
+default.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ class ModelSpec:
         return str(self.card.get("version", self.name))
 
     @property
+    def release(self) -> str:
+        """The version a person reads (`photod models`, /api/status): the card's own version when
+        it says more than the name; else when it was trained and which weights (sha256 prefix),
+        so two files under one name can be told apart."""
+        if self.version != self.name:
+            return self.version
+        parts = [str(self.card["trained_at"])] if self.card.get("trained_at") else []
+        digest = _weights_digest(self.weights)
+        if digest:
+            parts.append(f"sha256:{digest}")
+        return " ".join(parts) or "unversioned"
+
+    @property
     def heads(self) -> dict[str, dict[str, Any]]:
         """The card's heads ({name: {"kind", "metrics", ...}}); "rating" is always among them."""
         heads = dict(self.card.get("heads") or {})
@@ -69,6 +83,27 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _weights_digest(path: Path | None) -> str | None:
+    """First 8 hex digits of the weights file's sha256 (cached per file version)."""
+    import hashlib
+
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()[:8]
+    return _DIGESTS[key]
 
 
 def register_model(

@@ -9,8 +9,9 @@ Building one imports torch; listing them does not.
 - `photod-aesthetic-v3`: stages 5-6 and the head convolution of the same backbone fine-tuned from
   v2 with PARA means plus 12,000 synthetic preference pairs (training/finetune.py): the best at
   "a photo beats its own degraded version", the objective `photod suggest` uses.
-- `personal-*`: a head fine-tuned on the user's own star ratings on top of a shipped model
-  (`photod train --from-ratings`); only the head is stored, the backbone comes from the base model.
+- `personal*`: a shipped model plus a linear correction learned from the user's own ratings
+  (`photod train --from-ratings`, training/personal.py); the file holds only the correction head,
+  the card names the base model.
 """
 
 from __future__ import annotations
@@ -52,20 +53,34 @@ for _name, _description in SHIPPED.items():
 
 
 def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
-    """The base model of a personal spec with the personal head swapped in."""
+    """The base model of a personal spec, its head replaced by base head + personal correction.
+
+    The base is built by its own factory (so a fine-tuned backbone or any later file layout of
+    the base comes with it); the personal file holds only the correction (`heads.<name>.*`).
+    Files of the earlier layout (a whole `head.*` fine-tuned on the ratings) still load.
+    """
     import torch
 
     from photod.errors import ModelError
-    from photod.models.aesthetic import AestheticNet, load_weights
+    from photod.models.aesthetic import load_weights
+    from photod.models.personal import CorrectedHead, load_personal_head
     from photod.models.registry import get_model_spec
 
     if spec is None or spec.weights is None:
         raise ModelError("a personal model needs its spec")
     base = get_model_spec(str(spec.card.get("base", "")))
-    net = AestheticNet()
-    if base.weights is not None:
-        load_weights(net, base.weights)
-    load_weights(net, spec.weights)  # head.* only: the base backbone stays
+    if base.card.get("base"):
+        raise ModelError(f"{spec.name}: its base {base.name} is itself a personal model")
+    net = base.factory(device="cpu", spec=base).float()
+    if not hasattr(net, "head"):
+        raise ModelError(f"{spec.name}: base {base.name} has no MLSP head to correct")
+    if "head" in spec.card:
+        correction = load_personal_head(spec.weights, spec.card["head"])
+        net.head = CorrectedHead(net.head, correction)
+        if hasattr(net, "heads"):
+            net.heads[spec.card["head"]] = correction  # the card lists it among the heads
+    else:
+        load_weights(net, spec.weights)  # earlier layout: the whole head, trained on the ratings
     net = net.eval().to(device).to(memory_format=torch.channels_last)
     return net.half() if device.startswith("cuda") else net
 
@@ -83,9 +98,7 @@ def personal_model_specs(folder: Path | None = None) -> list[ModelSpec]:
         except (OSError, ValueError) as exc:
             log.warning("skipping personal model %s: unreadable card (%s)", weights, exc)
             continue
-        description = (
-            f"head fine-tuned on your ratings ({card.get('n_train', '?')} photos) "
-            f"on top of {card.get('base', '?')}"
-        )
+        n = card.get("n_ratings", card.get("n_train", "?"))
+        description = f"{card.get('base', '?')} + a correction learned from {n} of your ratings"
         specs.append(ModelSpec(weights.stem, build_personal, description, weights, card))
     return specs

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -140,7 +140,11 @@ def analyse_files(
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> AnalysedFiles:
-    """Decode, check and score every file; a file that fails is listed in `errors`, never raised."""
+    """Decode, check and score every file; a file that fails is listed in `errors`, never raised.
+
+    `progress(n)` is called as photos are done (one by one as their checks finish: the checks,
+    not the batched scoring, are most of the time), so a bar moves even for a handful of photos.
+    """
     out = AnalysedFiles()
     paths = [str(p) for p in paths]
     batch = max(1, scorer.batch_size)
@@ -152,12 +156,19 @@ def analyse_files(
             for path, future in futures:
                 try:
                     ready.append((path, future.result()))
+                    if progress:
+                        progress(1)
                 except PhotodError as exc:
-                    log.warning("%s", exc)
-                    out.errors.append((path, str(exc)))
+                    # Reported once, by the caller (`photod cull` prints its errors).
+                    log.debug("%s", exc)
+                    out.errors.append((path, exc.message_for(path)))
+                    if progress:
+                        progress(1)
                 except Exception as exc:  # one odd file must not stop the cull
                     log.exception("unexpected error analysing %s", path)
                     out.errors.append((path, f"unexpected {type(exc).__name__}: {exc}"))
+                    if progress:
+                        progress(1)
             if ready:
                 scores, embeddings = scorer.score_pixels([item[3] for _, item in ready])
                 for (path, (exif, checks, preview, _)), score, emb in zip(
@@ -169,8 +180,6 @@ def analyse_files(
                     record.checks = checks
                     out.records.append(record)
                     out.previews.append(preview)
-            if progress:
-                progress(len(chunk))
     return out
 
 
@@ -192,6 +201,24 @@ _ROW_COLUMNS = (
     "path, content_hash, score, stars, captured_at, capture_subsec, camera_make, camera_model, "
     "exposure_bias, exposure_time, embedding, group_id"
 )
+
+
+# Stored photos a new photo is compared with for near-duplicates (most recent first).
+DUPLICATE_POOL_LIMIT = 5000
+_PAGE = 1024
+
+
+def _row_pages(db: sqlite_utils.Database, where: str = "") -> Iterator[list[dict]]:
+    """The most recent DUPLICATE_POOL_LIMIT rows matching `where`, `_PAGE` rows at a time."""
+    sql = f"SELECT {_ROW_COLUMNS} FROM photos WHERE status = 'ok' AND embedding IS NOT NULL"
+    if where:
+        sql += f" AND ({where})"
+    sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+    for offset in range(0, DUPLICATE_POOL_LIMIT, _PAGE):
+        page = list(db.query(sql, [min(_PAGE, DUPLICATE_POOL_LIMIT - offset), offset]))
+        if not page:
+            return
+        yield page
 
 
 def _rows(db: sqlite_utils.Database, where: str = "", params: Sequence[Any] = ()) -> list[dict]:
@@ -269,7 +296,9 @@ def _regroup(
     stamp = _now()
     old_ids = {row["group_id"] for row in rows if row.get("group_id")}
     paths = [row["path"] for row in rows]
-    with db.atomic():
+    from photod.index import write_transaction
+
+    with write_transaction(db):
         if wipe_all:
             # Also drops groups of photos since gone missing or failed.
             db.execute("UPDATE photos SET group_id = NULL WHERE group_id IS NOT NULL")
@@ -440,30 +469,30 @@ def update_groups_for(
                     grown.append(other)
         frontier = grown
 
-    # Near-duplicates: untimed photos for any new photo; every photo for an untimed new one.
+    # Near-duplicates: untimed photos for any new photo; every photo for an untimed new one —
+    # the most recent DUPLICATE_POOL_LIMIT of them, read a page at a time, so a large index
+    # costs neither all its embeddings in memory nor a full scan per batch.
     untimed_new = any(row.get("captured_at") is None for row in new_rows.values())
-    pool = _rows(db) if untimed_new else _rows(db, "captured_at IS NULL")
-    pool = [row for row in pool if row["path"] not in rows]
-    if pool:
-        new_records = [record_from_row(row) for row in new_rows.values()]
-        size = new_records[0].embedding.shape[0]  # type: ignore[union-attr]
-        mine = np.stack([r.embedding for r in new_records if r.embedding.shape[0] == size])  # type: ignore[union-attr]
-        mine /= np.linalg.norm(mine, axis=1, keepdims=True) + 1e-12
-        for start in range(0, len(pool), 2048):
-            # Rows embedded by another backbone (a different size) cannot be compared.
-            part = [
-                row
-                for row in pool[start : start + 2048]
-                if len(row["embedding"]) == mine.shape[1] * 2  # float16 bytes
-            ]
-            if not part:
-                continue
-            theirs = np.stack([record_from_row(row).embedding for row in part])
-            theirs /= np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-12
-            close = (theirs @ mine.T).max(axis=1) >= config.duplicate_similarity
-            for row, hit in zip(part, close, strict=True):
-                if hit:
-                    rows[row["path"]] = row
+    pages = _row_pages(db, "" if untimed_new else "captured_at IS NULL")
+    new_records = [record_from_row(row) for row in new_rows.values()]
+    size = new_records[0].embedding.shape[0]  # type: ignore[union-attr]
+    mine = np.stack([r.embedding for r in new_records if r.embedding.shape[0] == size])  # type: ignore[union-attr]
+    mine /= np.linalg.norm(mine, axis=1, keepdims=True) + 1e-12
+    for page in pages:
+        # Rows embedded by another backbone (a different size) cannot be compared.
+        part = [
+            row
+            for row in page
+            if row["path"] not in rows and len(row["embedding"]) == mine.shape[1] * 2
+        ]
+        if not part:
+            continue
+        theirs = np.stack([record_from_row(row).embedding for row in part])
+        theirs /= np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-12
+        close = (theirs @ mine.T).max(axis=1) >= config.duplicate_similarity
+        for row, hit in zip(part, close, strict=True):
+            if hit:
+                rows[row["path"]] = row
 
     all_rows = _with_group_mates(db, list(rows.values()))
     results = _regroup(db, all_rows, grouping, ranking, rank, geometry)

@@ -16,7 +16,8 @@ size and mtime as committed after the write), so they never trigger a re-score.
 
 At start the folders are reconciled with the index (new, changed and vanished files), stale temp
 files of a crashed write are removed, and an exclusive lock next to the index keeps a second
-daemon off the same index. SIGTERM/SIGINT finish the batch in flight, flush the index and exit 0.
+daemon off the same index. SIGTERM/SIGINT finish the photo in flight (no new photo is started;
+those left are done at the next start), record the run as stopped, flush the index and exit 0.
 """
 
 from __future__ import annotations
@@ -101,15 +102,6 @@ class PendingFile:
     version: int = 0  # bumped by every event, so a stale readiness check never wins
 
 
-def _signature(path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a regular file, or None when it cannot be looked at."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
-
-
 class _Handler:
     """watchdog event handler for one watched root: turns events into `Daemon.note` calls."""
 
@@ -146,23 +138,27 @@ class _Handler:
         if kind == "closed":
             self.daemon.note(src, "closed")
         elif kind == "created":
-            self.daemon.note(src, self._created_kind(src))
+            # Whether it is complete (moved in) or still being written is decided by the settle
+            # thread: nothing here may stat a file (a slow or hung mount would stall watchdog).
+            self.daemon.note(src, "created")
         elif kind == "modified":
             self.daemon.note(src, "busy")
         elif kind == "deleted":
             self.daemon.note(src, "gone")
         # opened, closed_no_write and attrib change nothing photod reads
 
-    def _created_kind(self, path: str) -> str:
-        """A file moved in from elsewhere arrives as `created` with no close to follow: one whose
-        mtime is already older than the quiet period is complete; a fresh one is being written."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return "closed"  # let the pipeline report what is wrong with it
-        if st.st_size > 0 and time.time() - st.st_mtime > self.daemon.quiet_seconds:
-            return "closed"
-        return "busy"
+
+class _OverflowWatch(logging.Handler):
+    """watchdog reports a kernel inotify queue overflow (events lost) only as a log line: hear
+    it and ask the daemon for a reconciliation scan."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        super().__init__(logging.WARNING)
+        self.daemon = daemon
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.daemon.request_rescan("inotify queue overflow")
 
 
 class Daemon:
@@ -185,6 +181,8 @@ class Daemon:
         quiet_seconds: float = 5.0,
         queue_size: int = 512,
         summary_interval: float = 60.0,
+        retry_seconds: float = 30.0,
+        rescan_interval: float = 600.0,
         once: bool = False,
         on_result: Callable[[ProcessedPhoto], None] | None = None,
     ) -> None:
@@ -212,6 +210,11 @@ class Daemon:
         # With polling no close event ever comes: quiet must outlast a poll interval.
         self.quiet_seconds = max(quiet_seconds, 2 * poll_interval if polling else 0)
         self.summary_interval = summary_interval
+        # A failed rating write is tried again after retry_seconds, doubling up to an hour.
+        self.retry_seconds = retry_seconds
+        self.rescan_interval = rescan_interval
+        self._next_rescan = time.monotonic() + rescan_interval
+        self._retries: dict[str, tuple[int, float]] = {}  # path -> (failed attempts, due)
         self.once = once
         self.on_result = on_result
         self.batch_size = max(1, scorer.batch_size)
@@ -222,38 +225,46 @@ class Daemon:
         self._folders_gone: set[str] = set()
         self._in_transit = 0  # paths between `_pending` and `_ready` (for --once's idle check)
         self._temp_rechecks: dict[str, float] = {}
+        self._unwatchable: set[str] = set()
+        self._overflow_watch: logging.Handler | None = None
         self._stop = threading.Event()
+        self.stop_reason = "done" if once else "stopped"
         self.ready = threading.Event()  # set once watching and the catch-up scan is queued
         self._lock_fd: int | None = None
         self._db: sqlite_utils.Database | None = None
         self._run_id: int | None = None
         self.stats = {
-            "scored": 0, "moved": 0, "copied": 0, "unchanged": 0, "missing": 0,
-            "error": 0, "skipped": 0,
+            "scored": 0, "moved": 0, "copied": 0, "retried": 0, "unchanged": 0, "missing": 0,
+            "error": 0, "skipped": 0, "not_written": 0,
         }  # fmt: skip
 
     # ----------------------------------------------------------------- events
 
     def note(self, path: str, kind: str) -> None:
-        """Record an event for `path` (called from observer threads and the catch-up scan)."""
+        """Record an event for `path` (called from observer threads and the catch-up scan).
+
+        Only bookkeeping, no file access: the settle thread takes the file's size and mtime at
+        its first look (due at once), and that look starts the settle window from the event.
+        """
         now = time.monotonic()
-        # The size and mtime seen at the event start the settle window, so a file that then stays
-        # unchanged for settle_seconds is ready at the first look instead of the second.
-        signature = None if kind == "gone" else _signature(path)
         with self._pending_lock:
             entry = self._pending.get(path)
             if entry is None:
-                delay = 0.0 if kind == "gone" else self.settle_seconds
-                self._pending[path] = PendingFile(kind, now, now + delay, signature)
+                self._pending[path] = PendingFile(kind, now, now)
                 return
             entry.version += 1
             entry.last_event = now
-            if kind == "gone" or entry.kind == "gone" or kind == "busy":
+            if kind in ("gone", "busy", "created") or entry.kind == "gone":
                 entry.kind = kind
             elif kind == "closed":
                 entry.kind = "closed"
-            entry.due = now + (0.0 if kind == "gone" else self.settle_seconds)
-            entry.signature = signature
+            entry.due = now
+            entry.signature = None
+
+    def request_rescan(self, reason: str) -> None:
+        """Reconcile the folders with the index soon (thread-safe): events may have been lost."""
+        log.warning("%s: a reconciliation scan follows", reason)
+        self._next_rescan = 0.0
 
     def note_folder_gone(self, folder: str) -> None:
         with self._pending_lock:
@@ -280,6 +291,9 @@ class Daemon:
         for path, version, entry in sorted(due, key=lambda item: item[2].last_event):
             if self._stop.is_set():
                 return
+            if entry.kind != "gone" and entry.signature is None:
+                self._first_look(path, entry, now)
+                continue
             if entry.kind == "busy" and now - entry.last_event < self.quiet_seconds:
                 entry.due = entry.last_event + self.quiet_seconds
                 continue
@@ -296,6 +310,24 @@ class Daemon:
             finally:
                 with self._pending_lock:
                     self._in_transit -= 1
+
+    def _first_look(self, path: str, entry: PendingFile, now: float) -> None:
+        """Size and mtime right after the event; a `created` file is complete (moved in, its
+        mtime older than the quiet period) or still being written."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            entry.signature = (-1, -1)  # the pipeline reports what is wrong with it
+            if entry.kind == "created":
+                entry.kind = "closed"
+        else:
+            entry.signature = (st.st_size, st.st_mtime_ns)
+            if entry.kind == "created":
+                complete = st.st_size > 0 and time.time() - st.st_mtime > self.quiet_seconds
+                entry.kind = "closed" if complete else "busy"
+        entry.due = max(now, entry.last_event + self.settle_seconds)
 
     def _is_stable(self, path: str, entry: PendingFile, now: float) -> bool:
         try:
@@ -322,7 +354,10 @@ class Daemon:
     # ----------------------------------------------------------------- run
 
     def run(self) -> int:
-        """Run until stopped (or, with `once`, until the catch-up is done). Returns 0."""
+        """Run until stopped (or, with `once`, until the catch-up is done).
+
+        Returns the exit status: 0, or with `once` 1 when a photo was scored but its rating could
+        not be written (the index has its score; `photod status` counts it)."""
         self._acquire_lock()
         observer = None
         previous_handlers: dict[int, Any] = {}
@@ -351,18 +386,20 @@ class Daemon:
             settler.join(timeout=5)
         finally:
             if observer is not None:
+                logging.getLogger("watchdog").removeHandler(self._overflow_watch)
                 observer.stop()
                 observer.join(timeout=5)
             self._finish()
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
-        return 0
+        return 1 if self.once and self.stats["not_written"] else 0
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop.is_set():
             log.warning("second %s: exiting now", signal.Signals(signum).name)
             raise SystemExit(1)
-        log.info("%s received: finishing the batch in flight", signal.Signals(signum).name)
+        log.info("%s received: stopping after the photo in flight", signal.Signals(signum).name)
+        self.stop_reason = signal.Signals(signum).name
         self._stop.set()
 
     def _acquire_lock(self) -> None:
@@ -400,10 +437,16 @@ class Daemon:
                 f"cannot watch the folders ({exc.strerror}); with many sub-folders raise "
                 "fs.inotify.max_user_watches, or use --polling"
             ) from exc
+        self._overflow_watch = _OverflowWatch(self)
+        logging.getLogger("watchdog").addHandler(self._overflow_watch)
         return observer
 
-    def _catch_up(self) -> None:
-        """Queue every photo that is new or changed since the index saw it; mark vanished ones."""
+    def _catch_up(self, what: str = "catch-up") -> None:
+        """Queue every photo that is new or changed since the index saw it; mark vanished ones.
+
+        Run at start and then every `rescan_interval` (and after an inotify overflow): events
+        watchdog never delivered (a folder it could not watch, a dropped event) are found here.
+        """
         from photod.index import mark_missing_under
 
         assert self._db is not None
@@ -428,8 +471,10 @@ class Daemon:
                     continue
                 self.note(path, "closed")
                 queued += 1
-        log.info(
-            "catch-up: %d photos to process, %d already indexed (%.1f s)",
+        log.log(
+            logging.INFO if what == "catch-up" or queued else logging.DEBUG,
+            "%s: %d photos to process, %d already indexed (%.1f s)",
+            what,
             queued,
             known,
             time.monotonic() - started,
@@ -438,12 +483,18 @@ class Daemon:
     def _indexed_stats(self, folder: str) -> dict[str, tuple[int, int]]:
         assert self._db is not None
         prefix = folder.rstrip(os.sep) + os.sep
+        from photod.pipeline import write_pending
+
         rows = self._db.query(
-            "SELECT path, size, mtime_ns FROM photos "
+            "SELECT path, size, mtime_ns, status, score, error_code, write_error, write_error_code "
+            "FROM photos "
             "WHERE status != 'missing' AND substr(path, 1, ?) = ?",
             [len(prefix), prefix],
         )
-        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+        # A photo whose rating write failed is queued again, like a new one.
+        return {
+            row["path"]: (row["size"], row["mtime_ns"]) for row in rows if not write_pending(row)
+        }
 
     def _walk(self, folder: str) -> Iterable[str]:
         from photod.metadata import TEMP_PREFIX
@@ -452,6 +503,8 @@ class Daemon:
             # Hidden folders are skipped like hidden files; symlinked folders are not followed
             # (os.walk's default), so a link loop cannot trap the scan.
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in dirnames:
+                self._check_watchable(os.path.join(dirpath, name))
             if any(name.startswith(TEMP_PREFIX) for name in filenames):
                 self._clean_temp(dirpath)
             for name in sorted(filenames):
@@ -465,9 +518,23 @@ class Daemon:
             if not self.recursive:
                 dirnames[:] = []
 
-    @staticmethod
-    def _walk_error(exc: OSError) -> None:
-        log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+    def _check_watchable(self, folder: str) -> None:
+        """watchdog skips a folder it may not read without a word: say so (once per folder)."""
+        effective = os.access in os.supports_effective_ids
+        readable = os.access(folder, os.R_OK | os.X_OK, effective_ids=effective)
+        if readable:
+            self._unwatchable.discard(folder)
+        elif folder not in self._unwatchable:
+            self._unwatchable.add(folder)
+            log.warning(
+                "cannot watch %s (permission denied): photos in it are not seen until it is "
+                "readable; the periodic scan picks them up then",
+                folder,
+            )
+
+    def _walk_error(self, exc: OSError) -> None:
+        if exc.filename and exc.filename not in self._unwatchable:
+            log.warning("cannot list %s: %s", exc.filename, exc.strerror)
 
     def _clean_temp(self, folder: str) -> None:
         from photod.metadata import TEMP_PREFIX, clean_stale_temp_files
@@ -500,10 +567,11 @@ class Daemon:
                     write_mode=self.write_mode,
                     force=self.force,
                     suggest=self.suggest,
+                    should_stop=self._stop.is_set,
                 ):
                     self._count(outcome)
                     if (
-                        outcome.action in ("scored", "moved", "copied")
+                        outcome.action in ("scored", "moved", "copied", "retried")
                         and outcome.score is not None
                     ):
                         indexed.append(outcome.path)
@@ -575,17 +643,51 @@ class Daemon:
             if count:
                 log.info("folder %s is gone: %d photos marked missing", folder, count)
         now = time.monotonic()
+        if not self.once and now >= self._next_rescan:
+            self._next_rescan = now + self.rescan_interval
+            self._catch_up("reconciliation scan")
+        for path, (_attempts, due) in list(self._retries.items()):
+            if due <= now:
+                self.note(path, "closed")
         for folder, due in list(self._temp_rechecks.items()):
             if due <= now:
                 del self._temp_rechecks[folder]
                 self._clean_temp(folder)
 
+    def _schedule_retry(self, outcome: ProcessedPhoto) -> None:
+        """Back-off for a failed rating write (the score is known: only the write is retried)."""
+        from photod.index import PERMANENT_WRITE_ERRORS
+
+        path = outcome.path
+        if outcome.write_error and outcome.score is not None:
+            if outcome.write_error_code in PERMANENT_WRITE_ERRORS:
+                self._retries.pop(path, None)
+                return
+            attempts = self._retries.get(path, (0, 0.0))[0] + 1
+            delay = min(self.retry_seconds * 2 ** (attempts - 1), 3600.0)
+            self._retries[path] = (attempts, time.monotonic() + delay)
+            log.info(
+                "rating write for %s failed %d times; next try in %.0f s", path, attempts, delay
+            )
+        elif outcome.action != "unchanged" or path in self._retries:
+            self._retries.pop(path, None)
+
     def _count(self, outcome: ProcessedPhoto) -> None:
+        self._schedule_retry(outcome)
         self.stats[outcome.action] = self.stats.get(outcome.action, 0) + 1
-        if outcome.action == "scored":
-            log.info("scored %.3f (%s stars): %s", outcome.score, outcome.stars, outcome.path)
+        if outcome.write_error:  # scored and indexed, but the photo does not carry its rating
+            self.stats["not_written"] += 1
+            log.warning("rating NOT written (%s stars kept in the index): %s", outcome.stars,
+                        outcome.write_error)  # fmt: skip
+        elif outcome.action == "scored":
+            kept = (
+                f" (rating not written: {outcome.write_skipped})" if outcome.write_skipped else ""
+            )
+            log.info(
+                "scored %.3f (%s stars): %s%s", outcome.score, outcome.stars, outcome.path, kept
+            )
         elif outcome.action == "error":
-            log.warning("error: %s", outcome.error)
+            log.warning("error %s: %s", outcome.path, outcome.error)
         if self.on_result is not None and outcome.action != "unchanged":
             try:
                 self.on_result(outcome)
@@ -597,11 +699,13 @@ class Daemon:
         with self._pending_lock:
             waiting = len(self._pending)
         log.info(
-            "summary: %d scored, %d moved/copied, %d errors, %d missing, %d skipped; "
+            "summary: %d scored, %d moved/copied, %d errors, %d ratings not written, %d missing, "
+            "%d skipped; "
             "%d waiting, %d queued; %.1f photos/s",
             self.stats["scored"],
             self.stats["moved"] + self.stats["copied"],
             self.stats["error"],
+            self.stats["not_written"],
             self.stats["missing"],
             self.stats["skipped"],
             waiting,
@@ -638,11 +742,12 @@ class Daemon:
             return
         values = {
             "heartbeat_at": now_iso(),
-            "processed": self.stats["scored"] + self.stats["moved"] + self.stats["copied"],
+            "processed": sum(self.stats[k] for k in ("scored", "moved", "copied", "retried")),
             "errors": self.stats["error"],
         }
         if stopped:
             values["stopped_at"] = values["heartbeat_at"]
+            values["stop_reason"] = self.stop_reason
         self._db["daemon_runs"].update(self._run_id, values)
 
     def _finish(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,19 +31,19 @@ from photod.errors import (
     TruncatedImageError,
     UnsupportedFormatError,
 )
+from photod.formats import (  # noqa: F401  (re-exported: photod.decode.is_supported etc.)
+    HEIF_EXTENSIONS,
+    JPEG_EXTENSIONS,
+    PILLOW_EXTENSIONS,
+    RAW_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    is_supported,
+)
 
 log = logging.getLogger("photod")
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
-JPEG_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif"}
-RAW_EXTENSIONS = {
-    ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".dng",
-    ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".mrw",
-}  # fmt: skip
-HEIF_EXTENSIONS = {".heic", ".heif", ".hif", ".avif"}
-PILLOW_EXTENSIONS = {".png", ".tif", ".tiff", ".webp", ".bmp"}
-SUPPORTED_EXTENSIONS = JPEG_EXTENSIONS | RAW_EXTENSIONS | HEIF_EXTENSIONS | PILLOW_EXTENSIONS
 
 # Pillow's own bomb check would raise before we can say how big the image is; photod checks the
 # header itself against a configurable limit.
@@ -68,11 +69,6 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return self.original_size[1]
-
-
-def is_supported(path: str | os.PathLike[str]) -> bool:
-    """True when the file name has an extension photod knows how to decode."""
-    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
 def decode_image(
@@ -288,8 +284,10 @@ def _exif_summary(im: Image.Image) -> dict[str, Any]:
         elif not isinstance(value, int):
             try:
                 value = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, ZeroDivisionError):
                 continue
+            if not math.isfinite(value):
+                continue  # manual lenses write ExposureTime/FNumber as 0/0: "unknown", not NaN
         values[name] = value
     if not isinstance(values.get("orientation"), int) or not 1 <= values["orientation"] <= 8:
         values["orientation"] = 1
@@ -314,7 +312,7 @@ def _decode_raw(path: Path, min_side: int | None, max_pixels: int) -> DecodedIma
         if flip in (5, 6):
             width, height = height, width
         _check_pixels((width, height), max_pixels, path)
-        pixels = _raw_preview(raw, min_side, flip) if min_side else None
+        pixels = _raw_preview(raw, min_side, flip, max_pixels, path) if min_side else None
         if pixels is None:
             try:
                 half = bool(min_side) and min(width, height) // 2 >= min_side
@@ -379,8 +377,13 @@ def _raw_exif(path: Path) -> dict[str, Any]:
     return values
 
 
-def _raw_preview(raw: Any, min_side: int, flip: int) -> np.ndarray | None:
-    """The embedded JPEG preview when its short side is at least min_side, oriented like the RAW."""
+def _raw_preview(
+    raw: Any, min_side: int, flip: int, max_pixels: int, path: Path
+) -> np.ndarray | None:
+    """The embedded JPEG preview when its short side is at least min_side, oriented like the RAW.
+
+    The preview is a second image with its own size: the pixel limit applies to it too (a
+    crafted RAW may declare a small sensor and carry a decompression bomb as its preview)."""
     import rawpy
 
     try:
@@ -390,6 +393,7 @@ def _raw_preview(raw: Any, min_side: int, flip: int) -> np.ndarray | None:
     if thumb.format == rawpy.ThumbFormat.JPEG:
         try:
             with Image.open(io.BytesIO(thumb.data)) as im:
+                _check_pixels(im.size, max_pixels, path)
                 if min(im.size) < min_side:
                     return None
                 orientation = im.getexif().get(0x0112) or 0
@@ -399,6 +403,7 @@ def _raw_preview(raw: Any, min_side: int, flip: int) -> np.ndarray | None:
             return None
     elif thumb.format == rawpy.ThumbFormat.BITMAP:
         pixels = np.asarray(thumb.data)
+        _check_pixels((pixels.shape[1], pixels.shape[0]), max_pixels, path)
         orientation = 0
         if min(pixels.shape[:2]) < min_side:
             return None

@@ -7,6 +7,8 @@ index can store it in the `error` column without parsing messages.
 
 from __future__ import annotations
 
+import os
+
 
 class PhotodError(Exception):
     """Base class of every error photod raises on purpose."""
@@ -20,6 +22,18 @@ class PhotodError(Exception):
     def __str__(self) -> str:
         message = super().__str__()
         return f"{self.path}: {message}" if self.path else message
+
+    @property
+    def message(self) -> str:
+        """The message without the path (for a report that shows the path already)."""
+        return super().__str__()
+
+    def message_for(self, path: str | os.PathLike[str] | None) -> str:
+        """The message for a line or row that already names `path`: the path is not repeated,
+        but another file's path (a sidecar, a temp copy) is kept."""
+        if self.path and (path is None or os.fspath(self.path) != os.fspath(path)):
+            return str(self)
+        return self.message
 
 
 class DecodeError(PhotodError):

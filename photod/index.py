@@ -12,10 +12,11 @@ their own migration sets after calling `open_index`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ SORT_COLUMNS = {
     "size",
 }
 STATUSES = ("ok", "error", "missing")
+# Rating-write failures that another try cannot fix (retried only when the file changes); any
+# other failed write of a scored photo waits for a retry.
+PERMANENT_WRITE_ERRORS = frozenset({"hard_link", "owner"})
 
 
 class PhotoIndexError(PhotodError):
@@ -117,6 +121,24 @@ def m002_daemon(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations()
+def m003_write_error(db: sqlite_utils.Database) -> None:
+    # A photo scored but whose rating could not be written stays `ok` (its score is real); why the
+    # write failed lives here, so it is reported, never mistaken for a written rating.
+    # write_error_code: the failure's code (hard_link and owner are not worth a retry).
+    if "write_error" not in db["photos"].columns_dict:
+        db["photos"].add_column("write_error", str)
+    if "write_error_code" not in db["photos"].columns_dict:
+        db["photos"].add_column("write_error_code", str)
+
+
+@migrations()
+def m004_daemon_stop_reason(db: sqlite_utils.Database) -> None:
+    # Why a run ended: SIGTERM, SIGINT, done (--once) or stopped; NULL while it runs (or if it
+    # was killed).
+    db["daemon_runs"].add_column("stop_reason", str)
 
 
 def now_iso() -> str:
@@ -212,8 +234,8 @@ def query_photos(
     `camera` matches make or model (case-insensitive substring); `folder` keeps photos under that
     folder; rows with no value in the sort column come last. The `embedding` blob is included only
     on request (`include_embedding=True`; decode with `embedding_array`). `suggested` keeps only
-    photos with a worthwhile stored suggestion (`photod suggest`/`watch --suggest`) and adds its
-    `suggestion` (gain, score after, exposure EV, crop) to each row.
+    photos with a worthwhile stored suggestion (`photod suggest`/`watch --suggest`);
+    `photod.suggest_store.attach_suggestions(db, rows)` adds each one's gain, score and edit.
     """
     if sort not in SORT_COLUMNS:
         raise PhotoIndexError(
@@ -259,12 +281,6 @@ def query_photos(
         rows = list(db.query(sql, params))
     except sqlite3.DatabaseError as exc:
         raise PhotoIndexError(f"query failed: {exc}") from exc
-    if suggested:
-        from photod.suggest_store import suggested_paths
-
-        by_path = {row.pop("path"): row for row in suggested_paths(db)}
-        for row in rows:
-            row["suggestion"] = by_path.get(row["path"])
     return rows
 
 
@@ -302,6 +318,35 @@ def find_by_hash(db: sqlite_utils.Database, content_hash: str) -> list[dict[str,
     )
 
 
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A transaction that takes the write lock at its start (`BEGIN IMMEDIATE`).
+
+    A deferred transaction that reads first and then writes cannot wait for another writer: in WAL
+    mode SQLite fails it at once with "database is locked" (its read snapshot went stale), busy
+    timeout or not. Taking the lock up front makes it wait its turn instead. Nested inside an open
+    transaction it is a savepoint of that one.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+
+
 def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     """Insert or update the row for `row['path']` (one transaction, committed on return)."""
     row = dict(row)
@@ -309,7 +354,7 @@ def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
     path = row["path"]
     row.setdefault("folder", os.path.dirname(path))
     row.setdefault("filename", os.path.basename(path))
-    with db.atomic():
+    with write_transaction(db):
         existing = list(db.query("SELECT id, added_at FROM photos WHERE path = ?", [path]))
         if existing:
             row.pop("added_at", None)
@@ -321,7 +366,7 @@ def upsert_photo(db: sqlite_utils.Database, row: dict[str, Any]) -> None:
 
 def move_photo(db: sqlite_utils.Database, row_id: int, new_path: str, updates: dict) -> None:
     """Point an existing row at the file's new path (a rename or move); one transaction."""
-    with db.atomic():
+    with write_transaction(db):
         # A stale row at the destination (an older file that was replaced) gives way.
         db.execute("DELETE FROM photos WHERE path = ? AND id != ?", [new_path, row_id])
         values = {
@@ -338,7 +383,7 @@ def mark_missing(db: sqlite_utils.Database, paths: Iterable[str]) -> int:
     """Mark the rows of these paths `missing` (their files are gone); returns how many changed."""
     changed = 0
     stamp = now_iso()
-    with db.atomic():
+    with write_transaction(db):
         for path in paths:
             cursor = db.execute(
                 "UPDATE photos SET status = 'missing', updated_at = ? "
@@ -361,7 +406,8 @@ def mark_missing_under(db: sqlite_utils.Database, folder: str) -> int:
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, Any]:
-    """Totals for `photod status`: rows per status, per star rating, last activity."""
+    """Totals for `photod status`: rows per status, per star rating, photos whose rating write
+    failed and waits for a retry (`write_pending`), last activity."""
     by_status = {s: 0 for s in STATUSES}
     for row in db.query("SELECT status, count(*) AS n FROM photos GROUP BY status"):
         by_status[row["status"]] = row["n"]
@@ -373,10 +419,19 @@ def counts(db: sqlite_utils.Database) -> dict[str, Any]:
         )
     }
     last = next(db.query("SELECT max(updated_at) AS last, max(scored_at) AS scored FROM photos"))
+    marks = ",".join("?" * len(PERMANENT_WRITE_ERRORS))
+    # An ok row with a write_error (since m003), or an older error row that kept its score.
+    write_pending = db.execute(
+        "SELECT count(*) FROM photos WHERE score IS NOT NULL AND ("
+        f"(status = 'ok' AND write_error IS NOT NULL AND coalesce(write_error_code, '') NOT IN ({marks}))"
+        f" OR (status = 'error' AND coalesce(error_code, '') NOT IN ({marks})))",
+        sorted(PERMANENT_WRITE_ERRORS) * 2,
+    ).fetchone()[0]
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,
         "by_stars": by_stars,
+        "write_pending": write_pending,
         "last_activity": last["last"],
         "last_scored": last["scored"],
     }

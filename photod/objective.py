@@ -1,4 +1,8 @@
-"""The objective of `photod suggest`: the edit-preference head, at each image's own shape.
+"""The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
+edit-preference head at each image's own shape (`--objective edit-preference`, config
+`suggest_objective`). The head is measured but not yet good enough to be the default: on
+benchmarks/suggest_quality.py it leaves untouched good photos alone 28 % of the time (the
+aesthetic objective 74 %).
 
 `EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
 edit-preference head (models/edit_preference.py) over the MLSP features of one backbone pass per
@@ -109,18 +113,39 @@ class EditObjective:
         return out
 
 
-def use_model_as_objective(scorer: Any) -> Any:
-    """Make `scorer`'s own aesthetic model the search objective (the pre-head behaviour, e.g.
-    `photod suggest --model NAME`); returns the scorer."""
-    scorer._edit_objective = scorer
+OBJECTIVES = ("aesthetic", "edit-preference")
+DEFAULT_OBJECTIVE = "aesthetic"
+
+
+def use_objective(scorer: Any, objective: str) -> Any:
+    """Remember on `scorer` which objective its suggestions search with ("aesthetic": its own
+    score, the default; "edit-preference": the head, opt-in); returns the scorer."""
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown suggest objective {objective!r} (known: {', '.join(OBJECTIVES)})"
+        )
+    scorer.suggest_objective = objective
     return scorer
 
 
-def objective_for(scorer: Any) -> Any:
-    """The search objective for `scorer`: an EditObjective as is; for a `Scorer`, an
-    EditObjective on the same device (cached on it) when the head is installed, else the
-    scorer itself (its aesthetic score, the objective before the edit-preference head)."""
+def objective_for(scorer: Any, objective: str | None = None) -> Any:
+    """The search objective for `scorer`.
+
+    `objective` (else the scorer's `suggest_objective`, set by `use_objective` or
+    `photod.config.scorer_from_settings`, else "aesthetic") picks it: "aesthetic" is the scorer
+    itself (its aesthetic score, the default); "edit-preference" is an EditObjective on the same
+    device, cached on the scorer, when the head is installed (else the scorer, logged). An
+    EditObjective passed in is its own objective.
+    """
     if isinstance(scorer, EditObjective) or not hasattr(scorer, "spec"):
+        return scorer
+    if objective is None:
+        objective = getattr(scorer, "suggest_objective", None) or DEFAULT_OBJECTIVE
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown suggest objective {objective!r} (known: {', '.join(OBJECTIVES)})"
+        )
+    if objective != "edit-preference":
         return scorer
     cached = getattr(scorer, "_edit_objective", None)
     if cached is not None:
@@ -128,9 +153,10 @@ def objective_for(scorer: Any) -> Any:
     from photod.models.edit_preference import has_head
 
     if not has_head():
+        log.warning("edit-preference head not installed; suggestions use the aesthetic score")
         return scorer
-    objective = EditObjective(
+    edit = EditObjective(
         device=scorer.requested_device, batch_size=scorer.batch_size, max_pixels=scorer.max_pixels
     )
-    scorer._edit_objective = objective
-    return objective
+    scorer._edit_objective = edit
+    return edit

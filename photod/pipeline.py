@@ -10,7 +10,8 @@ For each path `process_paths` decides what work is needed, cheapest check first:
 
 Committing last makes the index the journal: after a crash at any moment a file has either its
 finished row or none, and one without a row is simply processed again (the metadata writer is
-atomic and idempotent). One bad file yields an `error` row and never stops the others.
+atomic and idempotent). One bad file yields an `error` row and never stops the others; a photo
+scored whose rating could not be written keeps an `ok` row with the reason in `write_error`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from photod.errors import (
     FileUnreadableError,
     FileVanishedError,
+    MetadataError,
     PhotodError,
 )
 from photod.index import (
+    PERMANENT_WRITE_ERRORS,
     embedding_blob,
     find_by_hash,
     get_by_path,
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("photod")
 
 HASH_CHUNK = 1 << 20
+# A photo that changes under the scorer this many times in a row is left for its next event.
+MAX_CHANGED_ROUNDS = 3
 # Columns copied from a known row when the same content turns up under another name.
 _CARRIED_COLUMNS = (
     "width", "height", "format", "captured_at", "capture_subsec", "camera_make", "camera_model",
@@ -60,7 +66,8 @@ _CARRIED_COLUMNS = (
 class ProcessedPhoto:
     """What happened to one path; `to_dict` is the `--json` shape.
 
-    `action`: scored, moved, copied, unchanged, missing, error or skipped.
+    `action`: scored, moved, copied, retried (a failed rating write done now), unchanged,
+    missing, error or skipped.
     """
 
     path: str
@@ -74,6 +81,8 @@ class ProcessedPhoto:
     error_code: str | None = None
     written: list[str] = field(default_factory=list)
     write_skipped: str | None = None
+    write_error: str | None = None  # scored, but the rating could not be written
+    write_error_code: str | None = None  # that failure's code (hard_link, owner: not retried)
     moved_from: str | None = None
     suggestion: Any = None
 
@@ -90,8 +99,21 @@ class ProcessedPhoto:
             "error_code": self.error_code,
             "written": self.written,
             "write_skipped": self.write_skipped,
+            "write_error": self.write_error,
+            "write_error_code": self.write_error_code,
+            "write_status": self.write_status,
             "moved_from": self.moved_from,
         }
+
+    @property
+    def write_status(self) -> str | None:
+        """'written', 'skipped' (a reason in write_skipped), 'failed' (write_error), or None when
+        no write was attempted (write mode none, unchanged, errors)."""
+        if self.write_error:
+            return "failed"
+        if self.written:
+            return "written"
+        return "skipped" if self.write_skipped else None
 
 
 def file_hash(path: str) -> str:
@@ -115,7 +137,9 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
 
     def number(key: str) -> float | None:
         value = exif.get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
 
     iso = exif.get("iso")
     return {
@@ -130,6 +154,40 @@ def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:
         "iso": int(iso) if isinstance(iso, (int, float)) else None,
         "focal_length": number("focal_length"),
     }
+
+
+def scored_columns(result: ScoreResult, scored_at: str) -> dict[str, Any]:
+    """Index columns of a scored photo (size, EXIF summary, score, embedding blob); the local
+    pipeline and the Ray batch job (`photod.batch`) record the same ones."""
+    return {
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        **_exif_columns(result.exif),
+        "score": result.score,
+        "stars": result.stars,
+        "model": result.model,
+        "scored_at": scored_at,
+        "embedding": embedding_blob(result.embedding),
+    }
+
+
+def write_rating_columns(
+    path: str,
+    score: float,
+    stars: int,
+    model: str,
+    scored_at: str,
+    original_hash: str,
+    write_mode: str = "none",
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the rating as `process_paths` does (mode `none`: only read the user's rating) and
+    return the index columns that follow: user_rating, written_to, and the file's stat and hash
+    as photod leaves it. Raises PhotodError when the rating cannot be written."""
+    metadata = _Metadata(write_mode, force)
+    outcome, columns = _write_rating(path, score, stars, model, scored_at, metadata)
+    return {**columns, **_after_write_columns(path, original_hash, outcome)}
 
 
 def _file_columns(path: str, st: os.stat_result) -> dict[str, Any]:
@@ -210,24 +268,30 @@ def process_paths(
     force: bool = False,
     suggest: bool = False,
     chunk_size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[ProcessedPhoto]:
     """Score, rate and index `paths`; yields one `ProcessedPhoto` per path (skips included).
 
     Work goes in chunks of `chunk_size` paths (default: 4 model batches), so memory stays bounded
     whatever the number of paths. Raises only for setup problems (metadata writer or suggestion
-    modules missing); every per-file problem becomes an `error` result.
+    modules missing); every per-file problem becomes an `error` result. `should_stop` is asked
+    between photos: once it says True no further photo is started (those left have no new row, so
+    the next run does them), and the generator ends.
     """
+    stop = should_stop or (lambda: False)
     metadata = _Metadata(write_mode, force)
     suggesters = _suggest_modules() if suggest else None
     chunk_size = chunk_size or max(4 * scorer.batch_size, 32)
     chunk: list[str] = []
     for path in paths:
+        if stop():
+            return
         chunk.append(os.path.abspath(os.fspath(path)))
         if len(chunk) >= chunk_size:
-            yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+            yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
             chunk = []
-    if chunk:
-        yield from _process_chunk(chunk, scorer, db, metadata, suggesters)
+    if chunk and not stop():
+        yield from _process_chunk(chunk, scorer, db, metadata, suggesters, stop)
 
 
 def _process_chunk(
@@ -236,32 +300,76 @@ def _process_chunk(
     db: sqlite_utils.Database,
     metadata: _Metadata,
     suggesters: tuple[Any, Any] | None,
+    stop: Callable[[], bool],
 ) -> Iterator[ProcessedPhoto]:
     to_score: dict[str, tuple[os.stat_result, str]] = {}
     for path in dict.fromkeys(chunk):  # a path listed twice is handled once
+        if stop():
+            return
         try:
             outcome = _triage(path, db, scorer, metadata, to_score)
         except Exception as exc:  # one file's problem, whatever it is
             outcome = _unexpected(path, exc)
         if outcome is not None:
             yield outcome
-    if not to_score:
-        return
-    for result in scorer.score_paths(list(to_score)):
-        st, original_hash = to_score[result.path]
-        try:
-            outcome = _record_scored(result, st, original_hash, db, metadata)
-            if suggesters and outcome.status == "ok":
-                _suggest(outcome, scorer, db, suggesters)
-        except Exception as exc:
-            outcome = _unexpected(result.path, exc)
-        yield outcome
+    rounds = 0
+    while to_score:
+        changed: list[str] = []
+        results = scorer.score_paths(list(to_score))
+        for result in results:
+            if stop():
+                results.close()  # cancels the decodes queued ahead
+                return
+            st, original_hash = to_score[result.path]
+            try:
+                outcome = _record_scored(result, st, original_hash, db, metadata)
+                if outcome is None:
+                    changed.append(result.path)
+                    continue
+                if suggesters and outcome.status == "ok" and not stop():
+                    _suggest(outcome, scorer, db, suggesters)
+            except Exception as exc:
+                outcome = _unexpected(result.path, exc)
+            yield outcome
+        # A photo replaced or rewritten while it was scored is looked at again from the start:
+        # the score it got belongs to bytes that are no longer there.
+        to_score = {}
+        rounds += 1
+        for path in changed:
+            if rounds >= MAX_CHANGED_ROUNDS:
+                log.warning("skipped %s: it kept changing while it was scored", path)
+                yield ProcessedPhoto(path, "skipped", error="kept changing", error_code="changing")
+                continue
+            log.info("%s changed while it was scored: looking at it again", path)
+            try:
+                outcome = _triage(path, db, scorer, metadata, to_score)
+            except Exception as exc:
+                outcome = _unexpected(path, exc)
+            if outcome is not None:
+                yield outcome
+
+
+def _changed_since(path: str, st: os.stat_result) -> bool:
+    """True when `path` is no longer the file `st` described (replaced, rewritten); a vanished
+    file is reported by the caller's own checks."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
 
 
 def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
     if isinstance(exc, PhotodError):
-        log.warning("%s", exc)
-        return ProcessedPhoto(path, "error", "error", error=str(exc), error_code=exc.code)
+        # Reported once, by the caller (the daemon logs each error outcome).
+        return ProcessedPhoto(
+            path, "error", "error", error=exc.message_for(path), error_code=exc.code
+        )
     log.exception("unexpected error processing %s", path)
     return ProcessedPhoto(
         path, "error", "error", error=f"unexpected {type(exc).__name__}: {exc}", error_code="bug"
@@ -269,7 +377,7 @@ def _unexpected(path: str, exc: Exception) -> ProcessedPhoto:
 
 
 def _error_row(db: sqlite_utils.Database, path: str, exc: PhotodError, extra: dict) -> None:
-    row = {"path": path, "status": "error", "error": str(exc), "error_code": exc.code}
+    row = {"path": path, "status": "error", "error": exc.message_for(path), "error_code": exc.code}
     _error_row_or_log(db, {**row, "score": None, "stars": None, "embedding": None, **extra})
 
 
@@ -302,8 +410,7 @@ def _triage(
         # a symbolic link loop, a path component without permission, ...
         error = FileUnreadableError(f"cannot stat: {exc.strerror}", path)
         _error_row(db, path, error, {})
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+        return ProcessedPhoto(path, "error", "error", error=error.message, error_code=error.code)
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         log.info("skipped %s: %s", path, kind)
@@ -314,6 +421,15 @@ def _triage(
 
     row = get_by_path(db, path)
     files = _file_columns(path, st)
+    if row is not None and write_pending(row):
+        # Scored, but the rating could not be written (a read-only folder, a full disk): try the
+        # write again with the known score; a changed file is scored afresh below.
+        try:
+            digest = file_hash(path)
+        except OSError:
+            digest = None
+        if digest is not None and digest == row["content_hash"]:
+            return _adopt(row, path, st, digest, db, metadata, action="retried")
     if row is not None and row["status"] != "missing" and _same_stat(row, st):
         return _from_row(path, "unchanged", row)
 
@@ -324,8 +440,7 @@ def _triage(
     except OSError as exc:
         error = FileUnreadableError(f"cannot read: {exc.strerror}", path)
         _error_row(db, path, error, files)
-        log.warning("%s", error)
-        return ProcessedPhoto(path, "error", "error", error=str(error), error_code=error.code)
+        return ProcessedPhoto(path, "error", "error", error=error.message, error_code=error.code)
 
     if row is not None and row["status"] != "missing" and digest == row["content_hash"]:
         # Same bytes, new timestamp (touched, copied over itself): remember the new stat.
@@ -336,11 +451,23 @@ def _triage(
         if known["path"] == path or known["score"] is None or known["status"] == "error":
             continue
         if not os.path.lexists(known["path"]) or known["status"] == "missing":
-            return _adopt(known, path, st, digest, db, metadata, moved=True)
-        return _adopt(known, path, st, digest, db, metadata, moved=False)
+            return _adopt(known, path, st, digest, db, metadata, action="moved")
+        return _adopt(known, path, st, digest, db, metadata, action="copied")
 
     to_score[path] = (st, digest)
     return None
+
+
+def write_pending(row: dict[str, Any]) -> bool:
+    """True when a row's photo was scored but its rating write failed and is worth retrying."""
+    if row.get("score") is None:
+        return False
+    if row.get("status") == "ok":  # since m003: the score's row is ok, the failure beside it
+        return bool(row.get("write_error")) and (
+            row.get("write_error_code") not in PERMANENT_WRITE_ERRORS
+        )
+    # An index written before m003 kept such a photo as an error row with its score.
+    return row.get("status") == "error" and row.get("error_code") not in PERMANENT_WRITE_ERRORS
 
 
 def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
@@ -354,6 +481,7 @@ def _from_row(path: str, action: str, row: dict[str, Any]) -> ProcessedPhoto:
         row["model"],
         row["error"],
         row["error_code"],
+        write_error=row.get("write_error"),
     )
 
 
@@ -368,6 +496,8 @@ def _write_rating(
     if metadata.write_mode == "none":
         return None, {"user_rating": metadata.read_user_rating(path), "written_to": "[]"}
     outcome = metadata.write(path, score, stars, model, scored_at)
+    if not outcome.written and not outcome.skipped:  # never report "nothing" as success
+        raise MetadataError("the writer wrote nothing and gave no reason", path)
     return outcome, {
         "user_rating": outcome.user_rating,
         "written_to": json.dumps([os.path.basename(p) for p in outcome.written]),
@@ -394,10 +524,14 @@ def _adopt(
     digest: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-    moved: bool,
+    action: str,
 ) -> ProcessedPhoto:
-    """A file whose content is already indexed: reuse the score, make sure the rating is there."""
-    action = "moved" if moved else "copied"
+    """A file whose content is already indexed: reuse the score, make sure the rating is there.
+
+    `action`: moved (the row follows the file), copied (a new row) or retried (the row's own
+    rating write failed before and is tried again).
+    """
+    moved = action == "moved"
     try:
         if metadata.write_mode != "none" and metadata.already_rated(path, known["stars"]):
             outcome = None
@@ -411,15 +545,20 @@ def _adopt(
             )
         columns = {**rating_columns, **_after_write_columns(path, digest, outcome)}
     except PhotodError as exc:
-        return _store_write_error(path, st, digest, known, exc, db)
-    columns.update(status="ok", error=None, error_code=None)
+        return _store_write_error(path, st, digest, known, exc, db, action, known, moved)
+    columns.update(
+        status="ok", error=None, error_code=None, write_error=None, write_error_code=None
+    )
     if moved:
         move_photo(db, known["id"], path, columns)
         log.info("moved: %s -> %s (not re-scored)", known["path"], path)
     else:
         carried = {key: known[key] for key in _CARRIED_COLUMNS}
         upsert_photo(db, {"path": path, **carried, **columns})
-        log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
+        if action == "retried":
+            log.info("rating written on retry: %s", path)
+        else:
+            log.info("copied: %s is the same photo as %s (not re-scored)", path, known["path"])
     return ProcessedPhoto(
         path,
         action,
@@ -441,15 +580,21 @@ def _store_write_error(
     scored: dict[str, Any],
     exc: PhotodError,
     db: sqlite_utils.Database,
+    action: str = "scored",
+    known: dict[str, Any] | None = None,
+    moved: bool = False,
 ) -> ProcessedPhoto:
-    """The score is known but the rating could not be written: an error row that keeps the score.
+    """The score is known but the rating could not be written: an `ok` row with the score and
+    the reason in `write_error` (the score is real; only the rating is missing).
 
-    The row carries the file's stat, so the file is retried when it changes (or with a rescan),
-    not in a loop. A file deleted while it was being scored is no error: it is just gone.
+    The row keeps the score, so the next pass (and the daemon, with back-off) only tries the
+    write again (`write_pending`), without re-scoring. A file deleted while it was being scored
+    is no error: it is just gone.
     """
     if not os.path.lexists(path):
         return _vanished(path, db)
-    log.warning("cannot write rating: %s", exc)
+    # The caller reports it (the daemon's "rating NOT written" line, the command's write_status).
+    message = exc.message_for(path) if isinstance(exc, PhotodError) else str(exc)
     row = {key: scored.get(key) for key in _CARRIED_COLUMNS}
     try:
         # A partial write may have changed the file: keep its current stat so that photod's own
@@ -462,20 +607,28 @@ def _store_write_error(
         path=path,
         content_hash=digest,
         original_hash=digest,
-        status="error",
-        error=str(exc),
-        error_code=getattr(exc, "code", "metadata"),
+        status="ok",
+        error=None,
+        error_code=None,
+        write_error=message,
+        write_error_code=getattr(exc, "code", "metadata"),
+        written_to=json.dumps([os.path.basename(p) for p in getattr(exc, "written", [])]),
     )
-    _error_row_or_log(db, row)
+    if moved and known is not None:
+        move_photo(db, known["id"], path, row)
+    else:
+        _error_row_or_log(db, row)
     return ProcessedPhoto(
         path,
-        "error",
-        "error",
+        action,
+        "ok",
         scored.get("score"),
         scored.get("stars"),
         model=scored.get("model"),
-        error=str(exc),
-        error_code=row["error_code"],
+        written=list(getattr(exc, "written", []) or []),
+        write_error=message,
+        write_error_code=row["write_error_code"],
+        moved_from=known["path"] if moved and known is not None else None,
     )
 
 
@@ -501,8 +654,12 @@ def _record_scored(
     original_hash: str,
     db: sqlite_utils.Database,
     metadata: _Metadata,
-) -> ProcessedPhoto:
+) -> ProcessedPhoto | None:
+    """Write the rating and commit the row of a scored photo; None when the file changed since
+    its stat and hash were taken (the caller looks at it again)."""
     path = result.path
+    if _changed_since(path, st):
+        return None
     if result.status != "ok":
         if not os.path.lexists(path):
             return _vanished(path, db)
@@ -532,17 +689,7 @@ def _record_scored(
 
     scored_at = now_iso()
     assert result.score is not None and result.stars is not None
-    scored = {
-        "width": result.width,
-        "height": result.height,
-        "format": result.format,
-        **_exif_columns(result.exif),
-        "score": result.score,
-        "stars": result.stars,
-        "model": result.model,
-        "scored_at": scored_at,
-        "embedding": embedding_blob(result.embedding),
-    }
+    scored = scored_columns(result, scored_at)
     try:
         outcome, rating_columns = _write_rating(
             path, result.score, result.stars, result.model, scored_at, metadata
@@ -554,7 +701,11 @@ def _record_scored(
         return _store_write_error(
             path, st, original_hash, scored, FileVanishedError("vanished after scoring", path), db
         )
-    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None}
+    wrote_photo = outcome is not None and any(os.path.abspath(p) == path for p in outcome.written)
+    if not wrote_photo and _changed_since(path, st):
+        return None  # changed during the (sidecar) write: this score is not the file's
+    row = {"path": path, **scored, **columns, "status": "ok", "error": None, "error_code": None,
+           "write_error": None, "write_error_code": None}  # fmt: skip
     upsert_photo(db, row)
     log.debug("scored %s: %.3f (%d stars)", path, result.score, result.stars)
     return ProcessedPhoto(
@@ -568,6 +719,30 @@ def _record_scored(
         written=list(getattr(outcome, "written", []) or []),
         write_skipped=getattr(outcome, "skipped", None),
     )
+
+
+def record_own_write(
+    db: sqlite_utils.Database,
+    path: str | os.PathLike[str],
+    written: Iterable[str],
+    **columns: Any,
+) -> bool:
+    """Keep the index in step with a metadata write photod made outside `process_paths` (cull
+    marks, `score --write`, develop settings): the photo's new size, mtime and hash, so that a
+    running daemon does not take photod's own write for the user's edit and re-score (and re-rate)
+    the photo, plus `columns` (e.g. the `stars` written). Returns False when the photo has no row.
+    """
+    path = os.path.abspath(os.fspath(path))
+    row = get_by_path(db, path)
+    if row is None:
+        return False
+    updates: dict[str, Any] = dict(columns)
+    if any(os.path.abspath(p) == path for p in written):
+        st = os.stat(path)
+        updates.update(_file_columns(path, st), content_hash=file_hash(path))
+    if updates:
+        upsert_photo(db, {"path": path, **updates})
+    return True
 
 
 def _suggest(

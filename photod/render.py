@@ -21,16 +21,13 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageCms
 
 from photod import __version__
 from photod.errors import PhotodError
-
-if TYPE_CHECKING:
-    from photod.suggest import Suggestion
 
 log = logging.getLogger("photod")
 
@@ -44,6 +41,14 @@ _STRUCTURAL_TAGS = {
     0x8649, 0x8773, 0x935C,
 }  # fmt: skip
 _STRIP = 512
+
+
+class Suggestion(Protocol):
+    """What rendering needs of a suggestion: its `--json` form (live ones may also carry
+    `pixel_ops`). `photod.suggest.Suggestion` is one; a stored suggestion's dict works too.
+    Rendering sits below the search and never imports it."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class RenderError(PhotodError):
@@ -158,7 +163,7 @@ def render_suggestion(
         if os.path.realpath(target) == source_real:
             continue  # never over the original, even if OUTDIR is its folder and names collide
         if atomic_create(target, data):
-            log.info("rendered %s -> %s", source, target)
+            log.debug("rendered %s -> %s", source, target)  # `photod suggest` prints it
             return target
     raise RenderError("no free output name (999 variants exist?)", str(folder))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -169,7 +170,9 @@ class Scorer:
                     import torch
 
                     torch.set_num_threads(self.torch_threads)
-                log.info("loading model %s on %s", self.model_name, self.device)
+                # debug: one-shot commands show a progress bar; the daemon and the web page
+                # announce their model themselves.
+                log.debug("loading model %s on %s", self.model_name, self.device)
                 net = load_model(self.model_name, device=self.device)
                 if self.device == "cpu":
                     net = fold_batchnorm(net)
@@ -218,13 +221,7 @@ class Scorer:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
 
     def _decode_for_model(self, path: str | os.PathLike[str]) -> DecodedImage:
-        """`decode`, then the resize to the model's input size, both in a decode thread: the
-        thread that runs the model then only stacks and normalises (same pixels either way)."""
-        from photod.models.preprocess import resize_for_model
-
-        decoded = self.decode(path)
-        decoded.pixels = resize_for_model(decoded.pixels)
-        return decoded
+        return decode_for_model(path, self.max_pixels)
 
     def score_paths(
         self,
@@ -242,15 +239,19 @@ class Scorer:
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool,
             self._threads_beside_decoders(),
         ):
-            for path in paths:
-                pending.append((str(path), pool.submit(self._decode_for_model, path)))
-                # Keep about two batches decoding ahead of the model, not the whole folder.
-                if len(pending) >= 2 * self.batch_size:
+            try:
+                for path in paths:
+                    pending.append((str(path), pool.submit(self._decode_for_model, path)))
+                    # Keep about two batches decoding ahead of the model, not the whole folder.
+                    if len(pending) >= 2 * self.batch_size:
+                        yield from self._score_ready(pending[: self.batch_size], progress)
+                        pending = pending[self.batch_size :]
+                while pending:
                     yield from self._score_ready(pending[: self.batch_size], progress)
                     pending = pending[self.batch_size :]
-            while pending:
-                yield from self._score_ready(pending[: self.batch_size], progress)
-                pending = pending[self.batch_size :]
+            finally:
+                # Closed early (a stop request): decodes not started yet are dropped, not run.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     @contextlib.contextmanager
     def _threads_beside_decoders(self) -> Iterator[None]:
@@ -278,17 +279,33 @@ class Scorer:
         chunk: list[tuple[str, Future[DecodedImage]]],
         progress: Callable[[int], None] | None,
     ) -> Iterator[ScoreResult]:
-        results: list[ScoreResult] = []
-        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        outcomes: list[tuple[str, DecodedImage | PhotodError]] = []
         for path, future in chunk:
-            result = ScoreResult(path=path, model=self.version)
             try:
-                image = future.result()
+                outcomes.append((path, future.result()))
             except PhotodError as exc:
-                self._fail(result, exc)
+                outcomes.append((path, exc))
             except Exception as exc:  # an unexpected library error is still one file's problem
                 log.exception("unexpected error decoding %s", path)
-                self._fail(result, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+                outcomes.append(
+                    (path, DecodeError(f"unexpected {type(exc).__name__}: {exc}", path))
+                )
+        results = self.score_decoded(outcomes)
+        if progress:
+            progress(len(results))
+        yield from results
+
+    def score_decoded(
+        self, outcomes: Sequence[tuple[str, DecodedImage | PhotodError]]
+    ) -> list[ScoreResult]:
+        """One result per (path, decoded image or its decode error), in order; the images are
+        scored in one pass. `score_paths` and the Ray batch job (`photod.batch`) share this."""
+        results: list[ScoreResult] = []
+        decoded: list[tuple[ScoreResult, DecodedImage]] = []
+        for path, image in outcomes:
+            result = ScoreResult(path=path, model=self.version)
+            if isinstance(image, PhotodError):
+                self._fail(result, image)
             else:
                 result.width, result.height = image.original_size
                 result.format = image.format
@@ -300,22 +317,48 @@ class Scorer:
                 [image.pixels for _, image in decoded], self.heads
             )
             for k, ((result, _), embedding) in enumerate(zip(decoded, embeddings, strict=True)):
-                result.score = float(outputs["rating"][k])
-                result.stars = self.star_mapping.stars(result.score)
-                result.embedding = embedding
-                result.head_outputs = {
-                    name: outputs[name][k].tolist() for name in self.heads if name != "rating"
-                }
-        if progress:
-            progress(len(results))
-        yield from results
+                self._set_score(result, float(outputs["rating"][k]), embedding)
+                if result.status == "ok":
+                    result.head_outputs = {
+                        name: outputs[name][k].tolist() for name in self.heads if name != "rating"
+                    }
+        return results
+
+    def _set_score(self, result: ScoreResult, score: float, embedding: Any) -> None:
+        """Store a model output; a NaN or infinite one is an error, never a score or stars."""
+        if not math.isfinite(score) or (
+            embedding is not None and not np.isfinite(np.asarray(embedding)).all()
+        ):
+            result.score = result.stars = result.embedding = None
+            self._fail(
+                result, ModelError(f"the model gave a non-finite score ({score})", result.path)
+            )
+            return
+        result.status, result.error, result.error_code = "ok", None, None
+        result.score = score
+        result.stars = self.star_mapping.stars(score)
+        result.embedding = embedding
 
     @staticmethod
     def _fail(result: ScoreResult, exc: PhotodError) -> None:
         result.status = "error"
-        result.error = str(exc)
+        result.error = exc.message_for(result.path)
         result.error_code = exc.code
-        log.warning("%s", exc)
+        # Reported once, by whoever shows the result (a CLI line, the daemon's log, the page).
+        log.debug("%s", exc)
+
+
+def decode_for_model(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
+    """Decode `path`, then resize to the model's input size: what a decode thread (or a Ray decode
+    task) hands to `Scorer.score_decoded`, so the thread running the model only stacks and
+    normalises (same pixels either way)."""
+    from photod.models.preprocess import resize_for_model
+
+    decoded = decode_image(path, min_side=224, max_pixels=max_pixels)
+    decoded.pixels = resize_for_model(decoded.pixels)
+    return decoded
 
 
 def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:

@@ -155,13 +155,17 @@ def suggest_photo(
     enhancers: Sequence[str] | str | None = None,
     margin: float | None = None,
     preset: str = "default",
+    objective: str | None = None,
 ) -> Suggestion:
-    """Decode `path` once into a working copy and search it; raises `DecodeError` on bad input."""
+    """Decode `path` once into a working copy and search it; raises `DecodeError` on bad input.
+
+    `objective` ("aesthetic" or "edit-preference"; None: the scorer's own choice, aesthetic
+    unless set) is passed to `photod.objective.objective_for`."""
     from photod.decode import decode_image
 
     started = time.perf_counter()
     decoded = decode_image(path, min_side=WORKING_MIN_SIDE, max_pixels=scorer.max_pixels)
-    suggestion = suggest_pixels(decoded.pixels, scorer, enhancers, margin, preset)
+    suggestion = suggest_pixels(decoded.pixels, scorer, enhancers, margin, preset, objective)
     suggestion.path = str(path)
     suggestion.width, suggestion.height = decoded.original_size
     suggestion.seconds = time.perf_counter() - started
@@ -174,22 +178,25 @@ def suggest_pixels(
     enhancers: Sequence[str] | str | None = None,
     margin: float | None = None,
     preset: str = "default",
+    objective: str | None = None,
 ) -> Suggestion:
     """Search edits of an HxWx3 uint8 sRGB array (orientation applied) with `scorer`.
 
-    The objective is `photod.objective.objective_for(scorer)`: the edit-preference head when it
-    is installed (then the margins come from its card, calibrated on held-out pairs), else the
-    scorer's own model with the preset's margins.
+    The objective is `photod.objective.objective_for(scorer, objective)`: by default the
+    scorer's own aesthetic score with the preset's margins and parameters (the search as it
+    was); opt-in, the edit-preference head, with the margins from its card (calibrated on
+    held-out pairs) and the preset's `edit_params` (exposure ladder + refinement, more colour
+    candidates, detected borders) over its `params`.
     """
     from photod.objective import EditObjective, objective_for
 
     started = time.perf_counter()
-    objective = objective_for(scorer)
-    edit_head = isinstance(objective, EditObjective)
+    search = objective_for(scorer, objective)
+    edit_head = isinstance(search, EditObjective)
     settings = load_presets(preset)
     names = resolve_enhancers(enhancers, preset)
     if edit_head:
-        calibrated = objective.card.get("margin", {})
+        calibrated = search.card.get("margin", {})
         default_margin = calibrated.get("chosen", settings.get("edit_margin", settings["margin"]))
         step_margins = calibrated.get("step", settings.get("edit_step_margins", {}))
     else:
@@ -212,6 +219,8 @@ def suggest_pixels(
     for name in names:
         spec = get_enhancer(name)
         params = dict(settings["params"].get(name, {}))
+        if edit_head:
+            params.update(settings.get("edit_params", {}).get(name, {}))
         context = EnhanceContext(params=params)
         if name == "crop":
             from photod.enhancers.crop import detect_faces, saliency_map
@@ -224,13 +233,13 @@ def suggest_pixels(
             candidates = [c for c in candidates if not c.angle]
         if not candidates:
             if pending_base:
-                base_score = current_score = float(objective.score_pixels([current])[0][0])
+                base_score = current_score = float(search.score_pixels([current])[0][0])
                 pending_base = False
                 n_full += 1
             continue
         n_candidates += len(candidates)
         scores, shortlist, approximated = _score_candidates(
-            objective, current, candidates, settings, pending_base
+            search, current, candidates, settings, pending_base
         )
         n_full += len(scores)
         n_scored += len(shortlist) + approximated
@@ -246,7 +255,7 @@ def suggest_pixels(
             n_candidates += len(refined)
             n_scored += len(refined)
             n_full += len(refined)
-            refined_scores = objective.score_pixels([c.apply(current) for c in refined])[0]
+            refined_scores = search.score_pixels([c.apply(current) for c in refined])[0]
             top = int(np.argmax(refined_scores))
             if float(refined_scores[top]) > chosen_score:
                 chosen, chosen_score = refined[top], float(refined_scores[top])
@@ -268,7 +277,7 @@ def suggest_pixels(
                 frame_angle = frame_angle or chosen.angle
 
     if pending_base:
-        base_score = current_score = float(objective.score_pixels([current])[0][0])
+        base_score = current_score = float(search.score_pixels([current])[0][0])
         n_full += 1
     assert current_score is not None
     best_score = current_score
@@ -283,7 +292,7 @@ def suggest_pixels(
         crop=frame,
         angle=frame_angle,
         exposure_ev=exposure_ev,
-        model=getattr(objective, "version", ""),
+        model=getattr(search, "version", ""),
         margin=margin,
         best_score=best_score,
         candidates=n_candidates,

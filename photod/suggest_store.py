@@ -129,3 +129,16 @@ def suggested_paths(db: sqlite_utils.Database, min_gain: float = 0.0) -> list[di
         row["crop"] = None if row["crop"] is None else json.loads(row["crop"])
         rows.append(row)
     return rows
+
+
+def attach_suggestions(
+    db: sqlite_utils.Database, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Add `suggestion` (gain, scores, exposure EV, crop; None when there is none) to index rows.
+
+    Lives here, not in `photod.index`, so the index knows nothing of this feature's table.
+    """
+    by_path = {row.pop("path"): row for row in suggested_paths(db)}
+    for row in rows:
+        row["suggestion"] = by_path.get(row["path"])
+    return rows

@@ -29,8 +29,15 @@ def real_photo(name: str = "chelsea", scale: float = 1.0) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def camera_exif(orientation: int = 1, make: str = "Canon", model: str = "EOS R5") -> Image.Exif:
+def camera_exif(
+    orientation: int = 1, make: str = "Canon", model: str = "EOS R5", rating: int | None = None
+) -> Image.Exif:
+    """Camera EXIF; `rating` adds IFD0 Rating/RatingPercent as a camera with a rating button
+    writes them (0: unrated), so the in-place EXIF rating patch has something to patch."""
     exif = Image.Exif()
+    if rating is not None:
+        exif[0x4746] = rating
+        exif[0x4749] = {0: 0, 1: 1, 2: 25, 3: 50, 4: 75, 5: 99}[rating]
     exif[0x010F] = make
     exif[0x0110] = model
     exif[0x0112] = orientation
@@ -43,7 +50,12 @@ def camera_exif(orientation: int = 1, make: str = "Canon", model: str = "EOS R5"
 
 
 def write_jpeg(
-    path: Path, pixels: np.ndarray, orientation: int = 1, quality: int = 92, **exif_kw: str
+    path: Path,
+    pixels: np.ndarray,
+    orientation: int = 1,
+    quality: int = 92,
+    rating: int | None = None,
+    **exif_kw: str,
 ) -> Path:
     """Write `pixels` as a JPEG with camera EXIF; with orientation != 1 the stored pixels are
     transformed so that a viewer applying the orientation shows `pixels` upright."""
@@ -52,7 +64,58 @@ def write_jpeg(
                8: Image.Transpose.ROTATE_270}  # fmt: skip
     if orientation in inverse:
         stored = stored.transpose(inverse[orientation])
-    stored.save(path, "JPEG", quality=quality, exif=camera_exif(orientation, **exif_kw))
+    exif = camera_exif(orientation, rating=rating, **exif_kw)
+    stored.save(path, "JPEG", quality=quality, exif=exif)
+    return path
+
+
+def looping_ifd1_exif(make: str = "Canon", model: str = "EOS 5D") -> bytes:
+    """An EXIF APP1 payload whose IFD1 pointer points back at the Exif IFD, as some camera
+    firmware and tools wrote it (exiv2: "Thumbnail pointer references previously read Photo
+    directory"; pyexiv2 turned that warning into an exception). Built by hand, little-endian."""
+    import struct
+
+    def entry(tag: int, kind: int, count: int, value: bytes) -> bytes:
+        return struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+
+    make_b, model_b = make.encode() + b"\0", model.encode() + b"\0"
+    date = b"2026:11:28 10:00:00\0"
+    ifd0_at, n0 = 8, 5
+    data_at = ifd0_at + 2 + 12 * n0 + 4
+    exif_at = data_at + len(make_b) + len(model_b)
+    exif_at += exif_at % 2
+    n1 = 2
+    date_at = exif_at + 2 + 12 * n1 + 4
+    ifd0 = (
+        struct.pack("<H", n0)
+        + b"".join(
+            [
+                entry(0x010F, 2, len(make_b), struct.pack("<I", data_at)),
+                entry(0x0110, 2, len(model_b), struct.pack("<I", data_at + len(make_b))),
+                entry(0x4746, 3, 1, struct.pack("<H", 0)),
+                entry(0x4749, 3, 1, struct.pack("<H", 0)),
+                entry(0x8769, 4, 1, struct.pack("<I", exif_at)),
+            ]
+        )
+        + struct.pack("<I", exif_at)
+    )  # IFD1 "is" the Exif IFD: the loop
+    blob = b"II*\0" + struct.pack("<I", ifd0_at) + ifd0 + make_b + model_b
+    blob = blob.ljust(exif_at, b"\0")
+    exif_ifd = struct.pack("<H", n1) + entry(0x9000, 7, 4, b"0231")
+    exif_ifd += entry(0x9003, 2, len(date), struct.pack("<I", date_at)) + struct.pack("<I", 0)
+    return b"Exif\0\0" + blob + exif_ifd + date
+
+
+def write_jpeg_looping_ifd1(path: Path, pixels: np.ndarray) -> Path:
+    """A real JPEG photo carrying `looping_ifd1_exif()` as its EXIF segment."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    payload = looping_ifd1_exif()
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    path.write_bytes(data[:2] + segment + data[2:])
     return path
 
 

@@ -47,7 +47,8 @@ def test_kill_9_mid_write_never_damages_a_photo(tmp_path: Path) -> None:
     files, originals = [], {}
     for i in range(24):
         pixels = photos.real_photo(names[i % len(names)], scale=0.5 if i % 2 else 0.35)
-        path = photos.write_jpeg(tmp_path / f"img_{i:02d}.jpg", pixels)
+        # a camera's unrated EXIF Rating, so the EXIF patch is part of every write
+        path = photos.write_jpeg(tmp_path / f"img_{i:02d}.jpg", pixels, rating=0)
         files.append(path)
         originals[path] = _decoded(path)
 

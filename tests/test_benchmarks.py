@@ -99,3 +99,15 @@ def test_daemon_latency_and_burst_memory_quick(tmp_path: Path) -> None:
     assert 100 < burst["peak_rss_mb_sampled"] <= burst["peak_rss_mb_vmhwm"] + 50
     db = sqlite3.connect(tmp_path / "burst.db")
     assert db.execute("SELECT count(*) FROM photos WHERE status = 'ok'").fetchone()[0] == 7
+
+
+def test_metadata_write_benchmark_quick(tmp_path: Path, capsys) -> None:
+    """The before/after rating-write benchmark runs, both paths write, and it prints them."""
+    from benchmarks import metadata_write
+
+    out = tmp_path / "meta.json"
+    assert metadata_write.main(["--runs", "1", "--size", "640x427", "--megabytes", "0.1",
+                                "--no-fidelity", "--out", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())["cost"]
+    assert result["old_write_ms"]["runs"] == result["new_write_ms"]["runs"] == 1
+    assert "pyexiv2 (before)" in capsys.readouterr().out

@@ -29,12 +29,19 @@ PHOTOD = str(Path(sys.executable).with_name("photod"))
 class DaemonProcess:
     """`photod watch --json` in a subprocess; collects its JSON lines and its log lines."""
 
-    def __init__(self, folders: list[Path], db: Path, *extra: str, settle: float = 0.3) -> None:
+    def __init__(
+        self,
+        folders: list[Path],
+        db: Path,
+        *extra: str,
+        settle: float = 0.3,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.command = [
             PHOTOD, "watch", *map(str, folders), "--db", str(db), "--device", "cpu",
             "--settle-seconds", str(settle), "--log-level", "info", "--json", *extra,
         ]  # fmt: skip
-        env = {**os.environ, "PHOTOD_SUMMARY_INTERVAL": "2", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PHOTOD_SUMMARY_INTERVAL": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -113,7 +120,7 @@ class DaemonProcess:
             self.kill()
 
 
-def run_once(*args: str) -> list[dict]:
+def run_once(*args: str, returncode: int = 0) -> list[dict]:
     """`photod watch --once --json ARGS`: catch up and exit; returns the JSON lines."""
     out = subprocess.run(
         [PHOTOD, "watch", "--once", "--json", "--settle-seconds", "0.2", *args],
@@ -121,7 +128,7 @@ def run_once(*args: str) -> list[dict]:
         text=True,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == returncode, out.stderr[-3000:]
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 

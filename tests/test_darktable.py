@@ -8,6 +8,7 @@ rating and `flags & 8` the reject flag) and exports each, applying the history s
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -86,6 +87,15 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sidecar_paths(edited)[0].write_text(FOREIGN_SIDECAR.replace("photo.heic", "edited.jpg"))
     written["edited.jpg"] = write_rating(edited, rating(5))
     photos.write_jpeg(folder / "unrated.jpg", pixels)  # control: nothing written
+    # The evidence for not adding EXIF Rating (surgical.py): darktable takes xmp:Rating over a
+    # disagreeing EXIF Rating, and reads photod's XMP-only rating (embedded.jpg) on its own.
+    both = photos.write_jpeg(folder / "xmp_over_exif.jpg", pixels)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-IFD0:Rating=1",
+                    "-XMP-xmp:Rating=4", str(both)], check=True)  # fmt: skip
+    # A camera JPEG with its own (unrated) EXIF Rating: photod patches it in place.
+    written["camera.jpg"] = write_rating(
+        photos.write_jpeg(folder / "camera.jpg", pixels, rating=0), rating(2)
+    )
     out = work / "export"
     out.mkdir()
     library = run_darktable(folder, str(out), work=work)
@@ -100,6 +110,14 @@ def test_darktable_imports_embedded_ratings(imported):
     assert ratings["embedded.tif"] == (4, False)
     assert ratings["reject.jpg"][1] is True
     assert ratings["unrated.jpg"] == (0, False)  # the control: stars above come from photod
+    assert ratings["xmp_over_exif.jpg"] == (4, False)  # XMP wins over EXIF in darktable
+    assert ratings["camera.jpg"] == (2, False)
+    out = subprocess.run(["exiftool", "-j", "-IFD0:Rating", str(imported["folder"] / "embedded.jpg"),
+                          str(imported["folder"] / "camera.jpg")], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    embedded, camera = json.loads(out)
+    assert "Rating" not in embedded  # photod's rating reached darktable through XMP alone
+    assert camera["Rating"] == 2
 
 
 def test_darktable_imports_sidecar_ratings_of_untouched_files(imported):

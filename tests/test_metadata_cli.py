@@ -51,7 +51,7 @@ def test_rating_shows_each_reader(folder: Path) -> None:
     assert rows[1]["readers"]["darktable"] == {"rating": 2, "source": "coffee.heic.xmp"}
     assert rows[1]["user_rating"] == 1
     text = CliRunner().invoke(cli, ["rating", str(heic), str(folder / "missing.jpg")])
-    assert text.exit_code == 1
+    assert text.exit_code == 2  # a mistyped path is a usage error; the others are still shown
     assert "user rating 1: photod keeps it unless --force" in text.output
     assert "coffee.heic.xmp" in text.output and "no such file" in text.output
 

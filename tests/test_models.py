@@ -94,3 +94,30 @@ def test_fine_tuned_v3_loads_with_its_own_late_stages_and_prefers_sharp_photos()
     versions = [image, degrade(image, "blur", rng, 2.0), degrade(image, "noise", rng, 15.0)]
     original, blurred, noisy = scorer.score_pixels(versions)[0]
     assert original > blurred and original > noisy
+
+
+def test_a_partly_stored_backbone_module_is_refused(tmp_path) -> None:
+    """A file may leave whole backbone modules out (they stay ImageNet's), never half a module."""
+    from safetensors.torch import save_file
+
+    from photod.models.aesthetic import AestheticHead, AestheticNet, load_weights
+
+    imagenet = build_backbone().state_dict()
+    head = {f"head.{k}": v.contiguous() for k, v in AestheticHead(hidden=4).state_dict().items()}
+    tuned = {f"backbone.{k}": v.clone() for k, v in imagenet.items() if k.startswith("blocks.5.")}
+    tuned["backbone.blocks.5.0.conv_pw.weight"] += 1.0
+    whole = tmp_path / "whole.safetensors"
+    save_file({**head, **tuned}, str(whole))
+    net = AestheticNet()
+    load_weights(net, whole)
+    loaded = net.backbone.state_dict()
+    assert torch.equal(
+        loaded["blocks.5.0.conv_pw.weight"], tuned["backbone.blocks.5.0.conv_pw.weight"]
+    )
+    assert torch.equal(loaded["blocks.3.0.conv_pw.weight"], imagenet["blocks.3.0.conv_pw.weight"])
+
+    damaged = {k: v for k, v in tuned.items() if k != "backbone.blocks.5.1.conv_pwl.weight"}
+    path = tmp_path / "damaged.safetensors"
+    save_file({**head, **damaged}, str(path))
+    with pytest.raises(ModelError, match="incompletely"):
+        load_weights(AestheticNet(), path)

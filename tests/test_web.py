@@ -6,6 +6,7 @@ SQLite index written through `photod.index`; thumbnails are checked by decoding 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -20,6 +21,9 @@ from starlette.testclient import TestClient
 
 from photod.web import WebConfig, create_app
 from tests import photos
+
+# The app answers only its own Host names (issue 16): the test client talks to it as 127.0.0.1.
+LocalClient = functools.partial(TestClient, base_url="http://127.0.0.1")
 
 
 def _jpeg_bytes(pixels: np.ndarray, quality: int = 90) -> bytes:
@@ -39,7 +43,7 @@ def upload_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def client(scorer, upload_tmp: Path) -> TestClient:
-    return TestClient(create_app(WebConfig(), scorer=scorer))
+    return LocalClient(create_app(WebConfig(), scorer=scorer))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def _multipart(name: str, payload: bytes) -> tuple[bytes, str]:
 
 
 def test_upload_size_limit(scorer, upload_tmp: Path, tmp_path: Path):
-    client = TestClient(create_app(WebConfig(max_upload_bytes=50_000), scorer=scorer))
+    client = LocalClient(create_app(WebConfig(max_upload_bytes=50_000), scorer=scorer))
     big = _jpeg_bytes(photos.real_photo("astronaut"), quality=98)
     assert len(big) > 100_000
     # With Content-Length: refused before the body is read.
@@ -174,7 +178,7 @@ def test_pixel_limit(cat_pixels: np.ndarray):
 
     # The app's own scorer carries the web limit.
     app = create_app(WebConfig(max_pixels=100_000, device="cpu"))
-    client = TestClient(app)
+    client = LocalClient(app)
     response = client.post("/api/score", files={"file": ("cat.jpg", _jpeg_bytes(cat_pixels))})
     assert response.status_code == 413, response.text
     body = response.json()
@@ -243,7 +247,7 @@ def library(tmp_path: Path) -> dict:
 @pytest.fixture()
 def library_client(library: dict) -> TestClient:
     config = WebConfig(db_path=library["db"], library_roots=[library["root"]])
-    return TestClient(create_app(config))
+    return LocalClient(create_app(config))
 
 
 def test_api_photos_filters_and_sorts(library_client: TestClient):
@@ -268,7 +272,7 @@ def test_api_photos_filters_and_sorts(library_client: TestClient):
 
 
 def test_api_photos_without_index(tmp_path: Path):
-    client = TestClient(create_app(WebConfig(db_path=tmp_path / "none.db")))
+    client = LocalClient(create_app(WebConfig(db_path=tmp_path / "none.db")))
     assert client.get("/api/photos").json() == {"count": 0, "photos": []}
     assert not (tmp_path / "none.db").exists()  # reading never creates an index
     assert "No index yet" in client.get("/library").text
@@ -388,13 +392,19 @@ def test_only_library_files_are_served(library_client: TestClient, library: dict
     assert broken.status_code == 422 and broken.json()["code"] == "not_an_image"
 
 
-def test_no_library_folder_serves_nothing(library: dict):
-    client = TestClient(create_app(WebConfig(db_path=library["db"])))
+def test_no_library_folder_serves_what_the_index_holds(library: dict, tmp_path: Path):
+    # Issue 19: after `photod watch DIR` the page shows DIR's photos with no --library flag.
+    client = LocalClient(create_app(WebConfig(db_path=library["db"])))
     path = library["paths"]["cat.jpg"]
-    assert client.get("/thumbs", params={"path": str(path)}).status_code == 404
+    assert client.get("/thumbs", params={"path": str(path)}).status_code == 200
     html = client.get("/library").text
-    assert "No library folders are configured" in html and "cat.jpg" in html
-    assert client.get("/api/photos").json()["photos"][0]["servable"] is False
+    assert "no preview" not in html and "cat.jpg" in html
+    assert client.get("/api/photos").json()["photos"][0]["servable"] is True
+    # Only indexed photos: a file beside them, or anywhere else, is not served.
+    beside = photos.write_jpeg(path.parent / "unindexed.jpg", photos.real_photo("chelsea", 0.2))
+    outside = photos.write_jpeg(tmp_path / "secret.jpg", photos.real_photo("chelsea", 0.2))
+    for other in (beside, outside, Path("/etc/passwd")):
+        assert client.get("/thumbs", params={"path": str(other)}).status_code == 404
 
 
 def test_pages_and_status(client: TestClient, scorer):
@@ -470,7 +480,7 @@ def test_suggest_returns_cli_json_and_pages_stay_responsive(scorer, jpeg_file: P
     from photod.suggest import Suggestion
 
     app = create_app(WebConfig(), scorer=scorer)
-    with TestClient(app) as client:  # one event loop serves every request
+    with LocalClient(app) as client:  # one event loop serves every request
         answers: dict[str, Any] = {}
 
         def suggest() -> None:
@@ -514,7 +524,7 @@ def test_file_names_are_escaped_in_pages(library: dict):
     db = open_index(library["db"])
     upsert_photo(db, {"path": str(path), "status": "ok", "score": 4.5, "stars": 5})
     db.close()
-    client = TestClient(
+    client = LocalClient(
         create_app(WebConfig(db_path=library["db"], library_roots=[library["root"]]))
     )
     for html in (

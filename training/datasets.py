@@ -197,18 +197,18 @@ def ava_dataset(
 
 
 def user_ratings_dataset(folder: Path, recursive: bool = True) -> list[Sample]:
-    """Photos under `folder` with the star rating the user set (1-5) in Lightroom/darktable.
+    """Photos under `folder` with the rating the user set: 1-5 stars, or -1 for a reject.
 
-    Ratings photod wrote itself are ignored (`photod.metadata.read_user_rating` tells them apart);
-    unrated (0) and rejected (-1) photos are left out. Group: the photo's folder.
+    Read by `photod.training.ratings.read_user_stars` (darktable and Lightroom sidecars, embedded
+    XMP, EXIF; never a rating photod wrote); unrated photos (no rating, or 0) are left out.
+    Group: the photo's folder (its shoot).
     """
-    from photod.metadata import read_user_rating
     from photod.scoring import iter_photo_paths
+    from photod.training.ratings import read_user_stars
 
     samples = []
     for path in iter_photo_paths([folder], recursive):
-        rating = read_user_rating(path)
-        if rating is None or rating < 1:
-            continue
-        samples.append(Sample(path, float(min(rating, 5)), str(path.parent)))
+        rating = read_user_stars(path)
+        if rating is not None:
+            samples.append(Sample(path, float(rating.stars), str(path.parent)))
     return samples

@@ -79,7 +79,6 @@ def load_caches(args: argparse.Namespace, device: str = "cpu") -> dict[str, Any]
         train_samples,
         args.pair_cache,
         n_photos=args.pair_photos,
-        compute=not args.cached_only,
         device=device,
         stages=STAGES,
     )
@@ -101,7 +100,7 @@ def load_caches(args: argparse.Namespace, device: str = "cpu") -> dict[str, Any]
 
 
 def build_net(maps: np.ndarray, stats: np.ndarray):
-    """ImageNet AestheticNet with a fresh LinearHead standardised on (up to 2000) training rows."""
+    """ImageNet AestheticNet with a fresh LinearHead standardised on (up to 512) training rows."""
     import torch
 
     from photod.models.aesthetic import AestheticNet, LinearHead, tail_forward
@@ -111,8 +110,8 @@ def build_net(maps: np.ndarray, stats: np.ndarray):
         features = tail_forward(
             net.backbone.eval(),
             torch.nn.Identity(),
-            torch.from_numpy(maps[:2000]).float(),
-            torch.from_numpy(stats[:2000]),
+            torch.from_numpy(maps[:512]).float(),
+            torch.from_numpy(stats[:512]),
             STAGES,
         )[0]
     net.head.feature_mean.copy_(features.mean(0))
@@ -182,7 +181,7 @@ def evaluate(net, data: dict[str, Any], device: str, flip: bool = False) -> dict
         labels,
         origin,
     )
-    tr = data["train_idx"][:2000]
+    tr = data["train_idx"][:500]
     report["train_srcc"] = regression_report(
         predict(net, maps[tr], stats[tr], device), targets[tr]
     )["srcc"]
@@ -205,6 +204,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)  # denormals in small gradients slow CPUs down many times
+    if args.threads:
+        # On a crowded CPU, intra-op threads that wait for each other at every layer cost more
+        # than they bring.
+        torch.set_num_threads(args.threads)
     data = load_caches(args, device)
     if args.cache_only:
         return {}
@@ -276,9 +279,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             old.unlink()
         (args.checkpoints / "history.json").write_text(json.dumps(history, indent=1))
 
-    def epoch_report(epoch: int, which: Any = None) -> dict[str, Any]:
-        report = evaluate(which or net, data, device)
-        report.pop("_pred")
+    last: dict[str, Any] = {}
+
+    def epoch_report(epoch: int) -> dict[str, Any]:
+        last.clear()
+        last.update(evaluate(net, data, device))
+        report = {k: v for k, v in last.items() if k != "_pred"}
         report["epoch"] = epoch
         return report
 
@@ -354,8 +360,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         for p, e in zip(ema_params, ema, strict=True):
             p.copy_(e)
-    raw = evaluate(net, data, device)
-    averaged = evaluate(ema_net, data, device)
+    raw = dict(last) if last else evaluate(net, data, device)
+    averaged = evaluate(ema_net, data, device) if args.ema_eval else {}
     history["final"] = {
         "raw": {k: v for k, v in raw.items() if k != "_pred"},
         "ema": {k: v for k, v in averaged.items() if k != "_pred"},
@@ -365,11 +371,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             k: v for k, v in evaluate(net, data, device, flip=True).items() if k != "_pred"
         }
     log.info("final: %s", history["final"])
-    chosen, report = (ema_net, averaged) if averaged["srcc"] > raw["srcc"] else (net, raw)
+    use_ema = bool(averaged) and averaged["srcc"] > raw["srcc"]
+    chosen, report = (ema_net, averaged) if use_ema else (net, raw)
     history["final"]["chosen"] = "ema" if chosen is ema_net else "raw"
     (args.checkpoints / "history.json").write_text(json.dumps(history, indent=1, default=float))
     export(chosen, args.out, report, history, args, y_mean, y_std, len(train_idx), n_pair, data)
-    return report
+    return history["epochs"][-1]
 
 
 def to_scale(head, y_mean: float, y_std: float):
@@ -448,18 +455,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.1, help="share of the steps warming up")
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--pair-weight", type=float, default=1.0)
-    p.add_argument("--ema", type=float, default=0.998)
+    p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-train", type=int, default=0, help="train on the first N rows (tests)")
     p.add_argument("--flip-eval", action="store_true")
+    p.add_argument("--no-ema-eval", dest="ema_eval", action="store_false")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--trunk-cache", type=Path, default=TRUNK_CACHE)
     p.add_argument("--pair-cache", type=Path, default=PAIR_CACHE)
     p.add_argument("--val-pair-cache", type=Path, default=VAL_PAIR_CACHE)
     p.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--cached-only", action="store_true", help="use only what is cached")
+    p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="train on the trunk shards already cached (pairs are still made up to --pair-photos)",
+    )
     p.add_argument("--cache-only", action="store_true", help="fill the caches, train nothing")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return p

@@ -3,7 +3,7 @@
     python -m photod.training.report [--out training/reports]
 
 Everything is measured on the validation sessions of para-train (never trained on):
-- photod-aesthetic-v2, -v3 (its fine-tuned late stages run on the cached trunk) and -v1 (SRCC,
+- photod-aesthetic-v2, -v3 (fine-tuned stages run on the cached stage-0-3 trunk) and -v1 (SRCC,
   PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
 - the paper's baselines (Table I/II): linear SVM, RBF SVM and random forest on frozen ImageNet
   MLSP features, trained on the top/bottom 20 % of the training sessions; ridge regressions on the
@@ -13,8 +13,9 @@ Everything is measured on the validation sessions of para-train (never trained o
 - an end-to-end check: the shipped v2 file loaded by `Scorer` and run on decoded pixels must agree
   with the cached-trunk numbers; and the score's flip noise, the gain margin `photod suggest` needs.
 
-Scores come from caches where possible (frozen features `para-imagenet.npz`, trunk shards), so the
-report takes minutes on a CPU.
+Scores come from one cache of ImageNet stages 0-3 (`para-trunk4` shards, shared with
+`finetune_v4`; the frozen features of v1/v2 and the baselines are computed from it), so the
+report takes minutes on an idle CPU once that cache exists.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ log = logging.getLogger("photod")
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "features"
-TRUNK_CACHE = CACHE / "para-trunk5"
+# Every model is scored from one cache of ImageNet stages 0-3 (v4's trunk): v1/v2 through frozen
+# ImageNet stages 4-6, v3 and v4 through their own (v3's stage 4 is ImageNet's).
+TRUNK_STAGES = 4
+TRUNK_CACHE = CACHE / "para-trunk4"
+VAL_PAIR_CACHE = CACHE / "para-valpairs-trunk4-150.npz"
 DEFAULT_OUT = REPO / "training" / "reports"
 VAL_PAIR_PHOTOS = 150
 
@@ -115,8 +120,8 @@ def markdown_table(rows: dict[str, dict[str, Any]], columns: list[tuple[str, str
 # --- The run ---------------------------------------------------------------------------------------
 
 
-def frozen_features(maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """ImageNet (frozen) MLSP features of trunk rows: stages 5-6 and the head conv run here."""
+def frozen_features(maps: np.ndarray, stats: np.ndarray, stages: int = TRUNK_STAGES) -> np.ndarray:
+    """ImageNet (frozen) MLSP features of trunk rows: the later stages and head conv run here."""
     import torch
 
     from photod.models.backbone import build_backbone
@@ -128,7 +133,7 @@ def frozen_features(maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
         for i in range(0, len(maps), 128):
             m = torch.from_numpy(maps[i : i + 128]).float()
             s = torch.from_numpy(stats[i : i + 128])
-            out.append(tail_forward(backbone, torch.nn.Identity(), m, s)[0].numpy())
+            out.append(tail_forward(backbone, torch.nn.Identity(), m, s, stages)[0].numpy())
     return np.concatenate(out) if out else np.zeros((0, 2848), np.float32)
 
 
@@ -157,7 +162,7 @@ def val_pair_trunk(
     from photod.training.features import extract_trunk
 
     chosen = val_pair_choice(samples, va)
-    cache = cache or CACHE / f"para-valpairs-trunk5-{VAL_PAIR_PHOTOS}.npz"
+    cache = cache or VAL_PAIR_CACHE
     labels, origin = val_pair_layout(len(chosen))
     if cache.exists():
         data = np.load(cache)
@@ -179,13 +184,13 @@ def val_pair_features(
     features: np.ndarray, samples: list[Any], va: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """(frozen features of the chosen originals, of their degraded versions, labels, origin)."""
-    frozen_cache = CACHE / f"para-valpairs-frozen-{VAL_PAIR_PHOTOS}.npz"
+    frozen_cache = CACHE / f"para-valpairs-frozen-t{TRUNK_STAGES}-{VAL_PAIR_PHOTOS}.npz"
     if frozen_cache.exists():
         chosen = val_pair_choice(samples, va)
         labels, origin = val_pair_layout(len(chosen))
         deg = np.load(frozen_cache)["features"]
     else:
-        chosen, maps, stats, labels, origin = val_pair_trunk(samples, va)
+        chosen, maps, stats, labels, origin = val_pair_trunk(samples, va, stages=TRUNK_STAGES)
         deg = frozen_features(maps, stats)
         np.savez(frozen_cache, features=deg)
     return features[chosen], deg, labels, origin
@@ -218,14 +223,35 @@ def fine_tuned(model: str) -> bool:
 
 
 def trunk_scores(model: str, maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """Scores of cached trunk rows (frozen stages 0-4) through the model's own late stages."""
-    from photod.models.aesthetic import AestheticNet, load_weights
+    """Scores of cached trunk rows (frozen stages 0-3) through the model's own later stages."""
+    import torch
+
+    from photod.models.aesthetic import AestheticNet, load_weights, tail_forward
     from photod.models.registry import get_model_spec
-    from photod.training.finetune import predict
 
     net = AestheticNet()
     load_weights(net, get_model_spec(model).weights)
-    return predict(net, maps, stats, "cpu")
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(maps), 256):
+            m = torch.from_numpy(maps[i : i + 256]).float()
+            s = torch.from_numpy(stats[i : i + 256])
+            out.append(tail_forward(net.backbone, net.head, m, s, TRUNK_STAGES)[0].numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def imagenet_features(paths: list[Path], maps: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Frozen ImageNet MLSP features of every image, from the trunk cache (cached by name)."""
+    names = np.array([p.name for p in paths])
+    cache = CACHE / f"para-imagenet-t{TRUNK_STAGES}.npz"
+    if cache.exists():
+        data = np.load(cache)
+        if data["names"].shape == names.shape and (data["names"] == names).all():
+            return data["features"]
+    features = frozen_features(maps, stats)
+    np.savez(cache, names=names, features=features)
+    return features
 
 
 def run(out: Path, models: list[str]) -> dict[str, Any]:
@@ -239,7 +265,6 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         run_baselines,
         score_report,
     )
-    from photod.training.features import cached_features
 
     missing = [m for m in models if not get_model_spec(m).available]
     for name in missing:
@@ -252,8 +277,11 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     is_val = np.array([session_split(s.group) == "val" for s in samples])
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     log.info("loading caches")
-    frozen, _ = cached_features(paths, CACHE / "para-imagenet.npz")
-    hand_cache = CACHE / "para-handcrafted.npz"
+    from photod.training.features import sharded_trunk
+
+    maps, stats, have = sharded_trunk(paths, TRUNK_CACHE, first=va, stages=TRUNK_STAGES)
+    frozen = imagenet_features(paths, maps, stats)
+    hand_cache = CACHE / f"para-handcrafted-{len(paths)}.npz"
     if hand_cache.exists():
         hand = np.load(hand_cache)["hand"]
     else:
@@ -269,18 +297,9 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     pairs: dict[str, dict[str, float]] = {}
     val_pred: dict[str, np.ndarray] = {}
     pair_scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    trunk: tuple[np.ndarray, ...] | None = None
+    _, vp_maps, vp_stats, _, _ = val_pair_trunk(samples, va, stages=TRUNK_STAGES)
     for name in models:
         if fine_tuned(name):
-            if trunk is None:
-                from photod.training.features import sharded_trunk
-
-                maps, stats, have = sharded_trunk(paths, TRUNK_CACHE, first=va, compute=False)
-                if not have[va].all():
-                    raise SystemExit(f"{name}: the trunk cache lacks validation images")
-                _, vp_maps, vp_stats, _, _ = val_pair_trunk(samples, va)
-                trunk = (maps, stats, vp_maps, vp_stats)
-            maps, stats, vp_maps, vp_stats = trunk
             pred = trunk_scores(name, maps[va], stats[va])
             po = trunk_scores(name, maps[chosen], stats[chosen])
             pd = trunk_scores(name, vp_maps, vp_stats)
@@ -295,7 +314,7 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     log.info("baselines")
     import pickle
 
-    baseline_cache = CACHE / f"para-baselines-{VAL_PAIR_PHOTOS}.pkl"
+    baseline_cache = CACHE / f"para-baselines-t{TRUNK_STAGES}-{VAL_PAIR_PHOTOS}.pkl"
     if baseline_cache.exists():
         # The baselines depend only on the cached features: fit them once (minutes of CPU).
         base_rows, extra = pickle.loads(baseline_cache.read_bytes())

@@ -11,7 +11,8 @@ import importlib
 import click
 
 from photod import __version__
-from photod.cli.common import setup_logging
+from photod.cli.common import configured_log_level, setup_logging
+from photod.config import OPTIONS_BY_NAME
 
 # Modules that each define `register(group)`; keep heavy imports inside their commands.
 COMMAND_MODULES = [
@@ -24,6 +25,7 @@ COMMAND_MODULES = [
     "photod.cli.rating",
     "photod.cli.suggest",
     "photod.cli.cull",
+    "photod.cli.batch",
 ]
 
 
@@ -32,13 +34,13 @@ COMMAND_MODULES = [
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="warning",
-    show_default=True,
+    default=None,
+    show_default=f"log_level of `photod config`, {OPTIONS_BY_NAME['log_level'].default}",
     help="Logging detail on stderr.",
 )
-def cli(log_level: str) -> None:
+def cli(log_level: str | None) -> None:
     """photod: score, rate and suggest improvements for your photos with an aesthetic CNN."""
-    setup_logging(log_level)
+    setup_logging(log_level or configured_log_level())
 
 
 for _module in COMMAND_MODULES:

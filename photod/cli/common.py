@@ -6,9 +6,11 @@ library never knows it runs under a CLI.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +70,47 @@ def library_errors(func: F) -> F:
     return wrapper
 
 
+def progress_bar(total: int, unit: str = "photo") -> Any:
+    """A tqdm bar on stderr for more than a few items, and only on a terminal (quiet in pipes,
+    logs and CI); `echo_above` prints result lines without tearing it."""
+    from tqdm import tqdm
+
+    show = total > 3 and sys.stderr.isatty()
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):
+        sized = False
+    # A terminal that reports no size (a bare pseudo-terminal) would get an empty bar.
+    width: dict[str, Any] = {"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}
+    return tqdm(total=total, unit=unit, disable=not show, file=sys.stderr, **width)
+
+
+def above(bar: Any) -> contextlib.AbstractContextManager[Any]:
+    """While inside, output goes to the terminal with the bar lifted off it (redrawn after)."""
+    if getattr(bar, "disable", True):
+        return contextlib.nullcontext()
+    return bar.external_write_mode(file=sys.stdout)
+
+
+def echo_above(bar: Any, text: str) -> None:
+    """`click.echo(text)` on stdout without tearing the progress bar on stderr."""
+    with above(bar):
+        click.echo(text)
+
+
 def emit_json(obj: Any) -> None:
     """One JSON document per line on stdout."""
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def configured_log_level() -> str:
+    """`log_level` as `photod config` shows it (config file, PHOTOD_LOG_LEVEL, default)."""
+    from photod.config import OPTIONS_BY_NAME, load_settings
+
+    try:
+        return str(load_settings().log_level)
+    except PhotodError:  # a broken config file is reported by the command that reads it
+        return str(OPTIONS_BY_NAME["log_level"].default)
 
 
 def setup_logging(level: str) -> None:

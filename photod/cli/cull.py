@@ -28,6 +28,7 @@ from photod.cli.common import (
     json_option,
     library_errors,
     model_option,
+    progress_bar,
 )
 
 MARKS = ("labels", "stars", "both")
@@ -179,10 +180,15 @@ def apply_marks(
     demote: int,
     model: str,
     force: bool,
+    db: Any = None,
 ) -> list[dict[str, Any]]:
-    """Write labels and/or ratings for ranked groups; one outcome dict per photo touched."""
-    from photod.errors import PhotodError
+    """Write labels and/or ratings for ranked groups; one outcome dict per photo touched.
+
+    With `db` (the index a daemon may be watching with), each photo's row follows the write, so
+    the daemon does not re-score the photo and put the model's stars back."""
+    from photod.errors import MetadataError, PhotodError
     from photod.metadata import RatingInfo, write_label, write_rating
+    from photod.pipeline import record_own_write
 
     outcomes = []
     for group in groups:
@@ -200,6 +206,8 @@ def apply_marks(
                         outcome = write_label(photo["path"], label)
                         row["label"] = label
                         row["label_written"] = outcome.written
+                        if db is not None:
+                            record_own_write(db, photo["path"], outcome.written)
                 if mark in ("stars", "both") and photo["score"] is not None:
                     stars = photo["stars"] or 0
                     if not photo["best"]:
@@ -209,16 +217,33 @@ def apply_marks(
                     outcome = write_rating(photo["path"], info, force=force)
                     row["stars"] = stars
                     row["rating_written"] = outcome.written
+                    row["write_status"] = outcome.status
+                    if db is not None and outcome.written:
+                        record_own_write(db, photo["path"], outcome.written, stars=stars)
                     if outcome.skipped:
                         row["skipped"] = outcome.skipped
+                    elif not outcome.written:
+                        raise MetadataError("nothing was written", photo["path"])
             except PhotodError as exc:
                 row["error"] = str(exc)
+                row["write_status"] = "failed"
             outcomes.append(row)
     return outcomes
 
 
+def _index_if_any(settings: Any) -> Any:
+    """The index (`db` setting, else the default one) when it exists: marks keep it in step."""
+    from pathlib import Path
+
+    from photod.index import open_index
+    from photod.paths import default_db_path
+
+    path = Path(settings.db) if settings.db else default_db_path()
+    return open_index(path) if path.exists() else None
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
 @click.option("--apply", "apply", is_flag=True, help="Write the marks (labels/ratings).")
 @click.option(
@@ -271,8 +296,6 @@ def cull(
     kept together and never ranked. Without --apply nothing is written. Never deletes or moves a
     file. Exit status 1 when a photo could not be read or marked (the rest are still done).
     """
-    from tqdm import tqdm
-
     from photod.cull_store import analyse_files, cull_analysed
     from photod.scoring import iter_photo_paths
 
@@ -291,8 +314,11 @@ def cull(
 
     settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
     scorer = scorer_from_settings(settings)
-    show_bar = len(files) > 3 and sys.stderr.isatty() and not as_json
-    with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
+    with progress_bar(len(files)) as bar:
+        if not bar.disable:
+            bar.set_description("loading model")
+            scorer.net  # noqa: B018  (load it now: the bar would stand at the end meanwhile)
+            bar.set_description("analysing")
         analysed = analyse_files(files, scorer, progress=bar.update)
     results = cull_analysed(analysed, grouping, ranking)
     groups = group_dicts(results, analysed.records)
@@ -309,9 +335,14 @@ def cull(
     }
     outcomes: list[dict[str, Any]] = []
     if apply:
-        outcomes = apply_marks(
-            groups, mark, best_label, reject_label, demote, scorer.version, force
-        )
+        db = _index_if_any(settings)
+        try:
+            outcomes = apply_marks(
+                groups, mark, best_label, reject_label, demote, scorer.version, force, db
+            )
+        finally:
+            if db is not None:
+                db.close()
     if as_json:
         for group in groups:
             emit_json(group)
@@ -329,7 +360,9 @@ def cull(
             click.echo(f"error  {path}: {error}")
         for outcome in outcomes:
             if "error" in outcome:
-                click.echo(f"not marked  {outcome['path']}: {outcome['error']}")
+                click.echo(f"NOT marked  {outcome['path']}: {outcome['error']}")
+            elif outcome.get("skipped"):
+                click.echo(f"kept  {outcome['path']}: {outcome['skipped']}")
         kinds: dict[str, int] = {}
         for group in groups:
             kinds[group["kind"]] = kinds.get(group["kind"], 0) + 1
@@ -340,7 +373,10 @@ def cull(
         )
         if apply:
             written = sum(1 for o in outcomes if o.get("label_written") or o.get("rating_written"))
-            click.echo(f"marked {written} photos ({mark})")
+            failed = sum(1 for o in outcomes if "error" in o)
+            click.echo(
+                f"marked {written} photos ({mark})" + (f", {failed} NOT marked" if failed else "")
+            )
     if analysed.errors or any("error" in o for o in outcomes):
         sys.exit(1)
 

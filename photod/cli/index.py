@@ -110,6 +110,10 @@ def list_command(
         folder=folder,
         suggested=suggested,
     )
+    if suggested:
+        from photod.suggest_store import attach_suggestions
+
+        attach_suggestions(db, rows)
     _print_rows(rows, as_json)
 
 
@@ -151,6 +155,7 @@ def status(db_path: str | None, as_json: bool) -> None:
         "started_at": last_run["started_at"] if last_run else None,
         "heartbeat_at": last_run["heartbeat_at"] if last_run else None,
         "stopped_at": last_run["stopped_at"] if last_run else None,
+        "stop_reason": last_run.get("stop_reason") if last_run else None,
     }
     if as_json:
         emit_json(report)
@@ -161,6 +166,11 @@ def status(db_path: str | None, as_json: bool) -> None:
         f"photos:   {report['total']} ({by['ok']} ok, {by['error']} errors, "
         f"{by['missing']} missing)"
     )
+    if report["write_pending"]:
+        click.echo(
+            f"waiting:  {report['write_pending']} scored photos whose rating could not be "
+            "written; retried on the next pass"
+        )
     if report["by_stars"]:
         stars = ", ".join(f"{k}★ {v}" for k, v in report["by_stars"].items())
         click.echo(f"stars:    {stars}")
@@ -171,7 +181,8 @@ def status(db_path: str | None, as_json: bool) -> None:
         click.echo(f"daemon:   running (pid {pid}) since {daemon['started_at']}, watching {where}")
     else:
         when = daemon["stopped_at"] or daemon["heartbeat_at"]
-        click.echo("daemon:   not running" + (f" (last seen {when})" if when else ""))
+        why = f", {daemon['stop_reason']}" if daemon["stop_reason"] else ""
+        click.echo("daemon:   not running" + (f" (last seen {when}{why})" if when else ""))
 
 
 def _folders(run: dict[str, Any] | None) -> list[str] | None:

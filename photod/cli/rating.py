@@ -39,6 +39,18 @@ def _location_line(label: str, entry: dict[str, Any]) -> str:
     return f"  {label:<18} " + ", ".join(parts)
 
 
+def _not_a_photo(path: str) -> str | None:
+    """Why `path` is no photo at all (None when it decodes: only its metadata is unreadable)."""
+    from photod.decode import decode_image
+    from photod.errors import PhotodError
+
+    try:
+        decode_image(path, min_side=64)
+    except PhotodError as exc:
+        return exc.message_for(path)
+    return None
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @json_option
@@ -46,13 +58,14 @@ def _location_line(label: str, entry: dict[str, Any]) -> str:
 def rating(paths: tuple[str, ...], as_json: bool) -> None:
     """Show the rating each reader will see for PATHS (embedded XMP, EXIF, sidecars).
 
-    Exit status 1 when a path does not exist (the others are still shown).
+    Exit status 1 when a file cannot be read as a photo, 2 when a path does not exist (the others
+    are still shown).
     """
     from pathlib import Path
 
     from photod.metadata import rating_report
 
-    missing = 0
+    missing = unreadable = 0
     for path in paths:
         if not Path(path).is_file():
             missing += 1
@@ -62,8 +75,16 @@ def rating(paths: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"{path}: no such file", err=True)
             continue
         report = rating_report(path)
+        # The photo itself cannot be read (a text file named .jpg, a cut-off file): no reader
+        # will show a rating, and photod could not write one either.
+        broken = report["embedded"].get("error") and _not_a_photo(path)
+        if broken:
+            unreadable += 1
         if as_json:
-            emit_json(report)
+            emit_json(report if not broken else {**report, "error": broken})
+            continue
+        if broken:
+            click.echo(f"{path}: error: not a readable photo ({broken})", err=True)
             continue
         readers = report["readers"]
         click.echo(report["path"])
@@ -83,6 +104,8 @@ def rating(paths: tuple[str, ...], as_json: bool) -> None:
         targets = ", ".join(Path(t).name for t in report["auto_write_targets"])
         click.echo(f"  photod score --write would write: {targets or report['auto_write_skipped']}")
     if missing:
+        sys.exit(2)
+    if unreadable:
         sys.exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -10,31 +11,64 @@ import click
 from photod.cli.common import (
     batch_size_option,
     device_option,
-    emit_json,
+    echo_above,
     json_option,
     library_errors,
     model_option,
+    progress_bar,
 )
 
+WRITE_MODES = ("auto", "embedded", "sidecar", "both", "none")
 
-@click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+
+class _ScoreCommand(click.Command):
+    """`--write` takes an optional mode: `--write photo.jpg` means `--write=auto photo.jpg`.
+
+    click would take the word after a bare `--write` as its value and reject a path as a mode;
+    a word that is not a mode is a path, so the bare flag can come before the paths too.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        fixed: list[str] = []
+        rest = list(args)
+        while rest:
+            arg = rest.pop(0)
+            if arg == "--":
+                fixed += [arg, *rest]
+                break
+            if arg == "--write" and (not rest or rest[0] not in WRITE_MODES):
+                arg = "--write=auto"
+            fixed.append(arg)
+        return super().parse_args(ctx, fixed)
+
+
+@click.command(cls=_ScoreCommand)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
 @click.option(
     "--write",
     "write_mode",
-    type=click.Choice(["auto", "embedded", "sidecar", "both", "none"]),
+    type=click.Choice(WRITE_MODES),
     is_flag=False,
     flag_value="auto",
     default="none",
     show_default=True,
-    help="Write the rating as XMP/EXIF (bare --write: auto = embedded for JPEG/TIFF/PNG/DNG, "
-    "sidecars for RAW/HEIC).",
+    help="Write the rating as XMP/EXIF (bare --write, before or after the paths: auto = "
+    "embedded for JPEG/TIFF/PNG/DNG, sidecars for RAW/HEIC).",
 )
 @click.option(
     "--sidecar-only", is_flag=True, help="With --write: never modify a photo, only sidecars."
 )
 @click.option("--force", is_flag=True, help="With --write: replace ratings the user set.")
+@click.option(
+    "--stars",
+    "stars_mode",
+    type=click.Choice(["absolute", "relative"]),
+    default="absolute",
+    show_default=True,
+    help="absolute: the model's calibrated scale, the same for every photo; relative: 10/20/35/"
+    "25/10 % of 1-5 stars within each shoot (each folder given, or the files named together).",
+)
 @json_option
 @device_option
 @batch_size_option
@@ -46,6 +80,7 @@ def score(
     write_mode: str,
     sidecar_only: bool,
     force: bool,
+    stars_mode: str,
     as_json: bool,
     device: str | None,
     batch_size: int | None,
@@ -56,11 +91,12 @@ def score(
     Plain `photod score` only prints; `--write` also records the rating where Lightroom,
     darktable and file browsers read it (see `photod rating`).
 
-    Exit status: 0 when every file was scored (and written), 1 when any failed (the rest are
-    still done).
+    Exit status: 0 when every file was scored (and, with --write, its rating written or
+    deliberately kept), 1 when any failed, a rating write included (the rest are still done), 2
+    for usage errors (a path that does not exist, a folder without photos). With --json each
+    row's `write_status` is written, skipped (reason in metadata.skipped) or failed
+    (metadata.error).
     """
-    from tqdm import tqdm
-
     from photod.scoring import iter_photo_paths
 
     files = list(iter_photo_paths(paths, recursive))
@@ -76,25 +112,52 @@ def score(
     settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
     scorer = scorer_from_settings(settings)
     failures = 0
-    show_bar = len(files) > 3 and sys.stderr.isatty()
-    with tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr) as bar:
-        for result in scorer.score_paths(files, progress=bar.update):
+    with progress_bar(len(files)) as bar:
+        results: Any = scorer.score_paths(files, progress=bar.update)
+        absolute: dict[str, int | None] = {}
+        if stars_mode == "relative":
+            # Stars depend on the whole shoot: score it all, then rate and write.
+            results = list(results)
+            absolute = relative_to_shoot(results, paths)
+        for result in results:
             failures += result.status != "ok"
             row = result.to_dict()
+            if stars_mode == "relative":
+                row["stars_mode"] = "relative"
+                row["absolute_stars"] = absolute.get(result.path)
             note = ""
             if writer is not None and result.status == "ok":
                 row["metadata"] = writer.write(result)
-                failures += row["metadata"]["error"] is not None
+                row["write_status"] = row["metadata"]["status"]
+                failures += row["write_status"] == "failed"
                 note = writer.describe(row["metadata"])
             if as_json:
-                emit_json(row)
+                echo_above(bar, json.dumps(row, ensure_ascii=False, default=str))
             elif result.status == "ok":
                 stars = "★" * max(result.stars or 0, 0) or "reject"
-                click.echo(f"{result.score:6.3f}  {stars:<5}  {result.path}{note}")
+                echo_above(bar, f"{result.score:6.3f}  {stars:<5}  {result.path}{note}")
             else:
-                click.echo(f"{'error':>6}  {'':<5}  {result.path}: {result.error}")
+                echo_above(bar, f"{'error':>6}  {'':<5}  {result.path}: {result.error}")
     if failures:
         sys.exit(1)
+
+
+def relative_to_shoot(results: list[Any], given: tuple[str, ...]) -> dict[str, int | None]:
+    """Replace each scored result's stars by its stars within its shoot (`photod.stars`);
+    returns the absolute stars they had, by path. A reject (opt-in, absolute) stays a reject."""
+    from photod.stars import relative_stars, shoot_key
+
+    shoots: dict[str, list[Any]] = {}
+    for result in results:
+        if result.status == "ok" and result.score is not None:
+            shoots.setdefault(shoot_key(result.path, given), []).append(result)
+    absolute: dict[str, int | None] = {}
+    for members in shoots.values():
+        for result, stars in zip(members, relative_stars([r.score for r in members]), strict=True):
+            absolute[result.path] = result.stars
+            if result.stars != -1:
+                result.stars = stars
+    return absolute
 
 
 class _RatingWriter:
@@ -121,15 +184,19 @@ class _RatingWriter:
             )
         except PhotodError as exc:
             return {"path": result.path, "written": getattr(exc, "written", []),
-                    "skipped": None, "user_rating": None, "error": str(exc)}  # fmt: skip
-        return {**outcome.to_dict(), "error": None}
+                    "skipped": None, "user_rating": None, "warnings": [], "error": str(exc),
+                    "status": "failed"}  # fmt: skip
+        meta = {**outcome.to_dict(), "error": None}
+        if meta["status"] == "not_written":  # nothing written and no reason: a failure
+            meta.update(status="failed", error="nothing was written")
+        return meta
 
     @staticmethod
     def describe(meta: dict[str, Any]) -> str:
         import os
 
         if meta["error"]:
-            return f"  (not written: {meta['error']})"
+            return f"  (rating NOT written: {meta['error']})"
         if meta["skipped"]:
             return f"  (not written: {meta['skipped']})"
         return "  -> " + ", ".join(os.path.basename(p) for p in meta["written"])

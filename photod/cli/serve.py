@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import signal
 import socket
+from pathlib import Path
 
 import click
 
@@ -38,8 +39,8 @@ def _is_loopback(host: str) -> bool:
     "libraries",
     multiple=True,
     type=click.Path(file_okay=False, exists=True),
-    help="Folder whose photos the library pages may show (repeatable; default: the watched "
-    "folders from the config).",
+    help="Folder whose photos the library pages may show besides the indexed ones, which are "
+    "always shown (repeatable; default: the watched folders from the config).",
 )
 @device_option
 @click.option("--model", default=None, help="Model name (see `photod models`).")
@@ -73,6 +74,12 @@ def _is_loopback(host: str) -> bool:
     envvar="PHOTOD_CONFIG",
     help="Config file (default: config.toml in the user config folder).",
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other than localhost; every request then needs the access token "
+    "(generated once, kept in the config folder, printed when it is made).",
+)
 @json_option
 @library_errors
 def serve(
@@ -86,14 +93,14 @@ def serve(
     max_megapixels: float,
     resize_px: int,
     config_file: str | None,
+    allow_remote: bool,
     as_json: bool,
 ) -> None:
     """Serve the web page: upload photos to score them, browse the index's best and worst.
 
-    Binds to localhost by default; anything else exposes your library to the network.
+    Binds to localhost by default and answers only requests for its own address (Host and
+    Origin checked). Another --host needs --allow-remote, and then an access token.
     """
-    from pathlib import Path
-
     import uvicorn
 
     from photod.config import load_settings, star_mapping
@@ -113,20 +120,42 @@ def serve(
         max_pixels=int(max_megapixels * 1_000_000),
         resize_long_side=resize_px,
         star_mapping=star_mapping(settings),
+        suggest_objective=settings.suggest_objective,
+        preload_model=True,  # the first upload should not wait seconds for the model
     )
-    app = create_app(config)
-    if not _is_loopback(host):
-        log.warning("serving on %s: anyone who can reach this address can use the page", host)
+    remote = not _is_loopback(host)
+    new_token = False
+    if remote:
+        if not allow_remote:
+            raise click.ClickException(
+                f"--host {host} would expose your photo library to the network; add "
+                "--allow-remote to serve it there (every request then needs an access token)"
+            )
+        config.token, new_token = _access_token()
     # Bind here rather than in uvicorn so that the real port (with --port 0, a free one the OS
     # picked) is known and announced before the first request can arrive.
     sock = _bind(host, port)
     bound = sock.getsockname()
+    config.hosts = [host]
+    config.port = bound[1]
+    app = create_app(config)
     url = f"http://{'[' + bound[0] + ']' if ':' in bound[0] else bound[0]}:{bound[1]}/"
     db_shown = str(config.db_path or default_db_path())
+    info = {"url": url, "host": bound[0], "port": bound[1], "db": db_shown}
+    if remote:
+        # The token is shown once, when it is made; afterwards it is read from its file.
+        info["token_file"] = str(_token_path())
+        if new_token:
+            info["token"] = config.token
+            info["url"] = f"{url}?token={config.token}"
+        log.warning("serving on %s: only requests with the access token are answered", host)
     if as_json:
-        emit_json({"url": url, "host": bound[0], "port": bound[1], "db": db_shown})
+        emit_json(info)
     else:
-        click.echo(f"photod serving on {url}  (index {db_shown}; Ctrl+C to stop)")
+        click.echo(f"photod serving on {info['url']}  (index {db_shown}; Ctrl+C to stop)")
+        if remote:
+            where = "new access token, shown only now" if new_token else "access token"
+            click.echo(f"{where}: kept in {info['token_file']} (open the page with ?token=TOKEN)")
     click.get_text_stream("stdout").flush()
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
@@ -138,6 +167,38 @@ def serve(
         signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])
     log.info("photod serve stopped")
+
+
+def _token_path() -> Path:
+    from photod.paths import config_dir
+
+    return config_dir() / "web-token"
+
+
+def _access_token() -> tuple[str, bool]:
+    """The access token of a non-loopback server and whether it was just made (file mode 600)."""
+    import os
+    import secrets
+
+    path = _token_path()
+    try:
+        token = path.read_text(encoding="ascii").strip()
+        if len(token) >= 32:
+            return token, False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the access token {path}: {exc.strerror}") from exc
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return token, True
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from photod.cli.common import (
+    above,
     batch_size_option,
     db_option,
     device_option,
@@ -15,13 +16,13 @@ from photod.cli.common import (
     json_option,
     library_errors,
     model_option,
+    progress_bar,
 )
 
 
 def _search_model(fallback: str) -> str:
-    """The model named in results when the edit-preference head is missing (then it is the
-    objective): photod-aesthetic-v2 when installed, else the active scoring model. With the
-    head installed the search never loads this model (photod.objective.objective_for)."""
+    """The aesthetic search's objective: photod-aesthetic-v2 (trained so a photo beats its own
+    degraded, badly cropped or padded versions) when installed, else the active scoring model."""
     from photod.models import get_model_spec
 
     try:
@@ -74,7 +75,7 @@ def _print_human(data: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("photos", nargs=-1, type=click.Path())
+@click.argument("photos", nargs=-1, type=click.Path(exists=True))
 @click.option(
     "--enhancers",
     default=None,
@@ -103,6 +104,13 @@ def _print_human(data: dict[str, Any]) -> None:
 )
 @click.option("--force", is_flag=True, help="With --write-xmp: replace the user's crs: settings.")
 @click.option("--store", is_flag=True, help="Save each suggestion in the index (--db).")
+@click.option(
+    "--objective",
+    type=click.Choice(["aesthetic", "edit-preference"]),
+    default=None,
+    help="What the search maximises: the aesthetic score (default, config suggest_objective) "
+    "or the opt-in edit-preference head (measured, not yet the default: models/README.md).",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the available enhancers and exit.")
 @json_option
 @device_option
@@ -119,6 +127,7 @@ def suggest(
     write_xmp: bool,
     force: bool,
     store: bool,
+    objective: str | None,
     list_only: bool,
     as_json: bool,
     device: str | None,
@@ -128,10 +137,10 @@ def suggest(
 ) -> None:
     """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
 
-    Every candidate is scored by the edit-preference head (which of two versions of the same
-    photo is better); a suggestion is made only when the best chain beats the original by the
-    margin. A progress bar shows on a terminal for more than 3 photos. Exit status 1 when any
-    photo failed.
+    Every candidate is scored by the aesthetic model (or, with --objective edit-preference, by
+    the edit-preference head); a suggestion is made only when the best variant beats the
+    original by the margin. Exit status 1 when any photo failed, a failed
+    --write-xmp included (its suggestion is still printed, with `xmp.status` "failed").
     """
     from photod.enhancers import list_enhancers, resolve_enhancers
 
@@ -146,30 +155,36 @@ def suggest(
         raise click.UsageError("give at least one photo (or --list)")
     names = resolve_enhancers(enhancers, preset)  # a typo fails before the model loads
 
-    from photod.errors import PhotodError
     from photod.scoring import DEFAULT_MODEL, Scorer, iter_photo_paths
-    from photod.suggest import suggest_photo
 
     files = list(iter_photo_paths(photos, recursive=False))
     if not files:
         raise click.UsageError("no photos found in the given paths")
-    from photod.models.edit_preference import has_head
+    from photod.objective import use_objective
 
-    if model is None and has_head():
-        # The edit-preference head; the scoring model is never loaded (nor timm imported).
-        from photod.objective import EditObjective
+    if objective is None:
+        from photod.config import load_settings
 
-        scorer: Any = EditObjective(device=device or "auto", batch_size=batch_size or 32)
-    else:
-        from photod.objective import use_model_as_objective
+        objective = load_settings().suggest_objective
+    scorer: Any = None
+    if objective == "edit-preference" and model is None:
+        from photod.models.edit_preference import has_head
 
-        # An explicit --model is the objective itself (the search before the preference head).
-        scorer = use_model_as_objective(
+        if has_head():
+            # The opt-in head; the scoring model is never loaded (nor timm imported).
+            from photod.objective import EditObjective
+
+            scorer = EditObjective(device=device or "auto", batch_size=batch_size or 32)
+    if scorer is None:
+        # The aesthetic search (default); with --objective edit-preference and an explicit
+        # --model, the head runs on that model's device through objective_for.
+        scorer = use_objective(
             Scorer(
                 model=model or _search_model(DEFAULT_MODEL),
                 device=device or "auto",
                 batch_size=batch_size or 32,
-            )
+            ),
+            objective,
         )
     db = None
     if store:
@@ -177,53 +192,85 @@ def suggest(
 
         db = open_index(db_path)
     failures = 0
-    from tqdm import tqdm
-
-    show_bar = len(files) > 3 and sys.stderr.isatty()
-    bar = tqdm(total=len(files), unit="photo", disable=not show_bar, file=sys.stderr)
-    for path in files:
-        try:
-            try:
-                suggestion = suggest_photo(path, scorer, names, margin, preset)
-                data = suggestion.to_dict()
-                if apply_dir and suggestion.worthwhile:
-                    from photod.render import render_suggestion
-
-                    data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
-                if write_xmp:
-                    from photod.metadata.develop import write_develop
-
-                    outcome = write_develop(path, suggestion, force=force)
-                    data["xmp"] = outcome.to_dict()
-                if db is not None:
-                    from photod.suggest_store import save_suggestion
-
-                    save_suggestion(db, str(path.resolve()), suggestion)
-            except PhotodError as exc:
-                failures += 1
-                if as_json:
-                    emit_json(
-                        {"path": str(path), "status": "error", "error": str(exc), "code": exc.code}
-                    )
-                else:
-                    click.echo(f"{path}: error: {exc}", err=True)
-                continue
-            if as_json:
-                emit_json(data)
-            else:
-                _print_human(data)
-                if data.get("rendered"):
-                    click.echo(f"  rendered to {data['rendered']}")
-                if data.get("xmp"):
-                    xmp = data["xmp"]
-                    where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
-                    click.echo(f"  XMP: {where}")
-        finally:
+    with progress_bar(len(files)) as bar:
+        for path in files:
+            failures += _suggest_one(
+                path, scorer, names, margin, preset, apply_dir, write_xmp, force, db, as_json, bar
+            )
             bar.update(1)
-
-    bar.close()
     if failures:
         sys.exit(1)
+
+
+def _suggest_one(
+    path: Any,
+    scorer: Any,
+    names: list[str],
+    margin: float | None,
+    preset: str,
+    apply_dir: str | None,
+    write_xmp: bool,
+    force: bool,
+    db: Any,
+    as_json: bool,
+    bar: Any,
+) -> int:
+    """Suggest for one photo and print it; 1 when it failed (reported), else 0."""
+    from photod.errors import PhotodError
+    from photod.suggest import suggest_photo
+
+    failed = 0
+    try:
+        suggestion = suggest_photo(path, scorer, names, margin, preset)
+        data = suggestion.to_dict()
+        if apply_dir and suggestion.worthwhile:
+            from photod.render import render_suggestion
+
+            data["rendered"] = str(render_suggestion(path, suggestion, apply_dir))
+        if write_xmp:
+            from photod.metadata.develop import write_develop
+
+            try:
+                outcome = write_develop(path, suggestion, force=force)
+                data["xmp"] = {**outcome.to_dict(), "error": None}
+                data["xmp"]["status"] = "written" if outcome.written else "skipped"
+                if db is not None:
+                    from photod.pipeline import record_own_write
+
+                    record_own_write(db, path, outcome.written)
+            except PhotodError as exc:  # the suggestion stands; only its XMP is missing
+                failed = 1
+                data["xmp"] = {"path": str(path), "written": [], "skipped": None,
+                               "error": str(exc), "status": "failed"}  # fmt: skip
+        if db is not None:
+            from photod.suggest_store import save_suggestion
+
+            save_suggestion(db, str(path.resolve()), suggestion)
+    except PhotodError as exc:
+        message = exc.message_for(path)
+        with above(bar):
+            if as_json:
+                emit_json(
+                    {"path": str(path), "status": "error", "error": message, "code": exc.code}
+                )
+            else:
+                click.echo(f"{path}: error: {message}", err=True)
+        return 1
+    with above(bar):
+        if as_json:
+            emit_json(data)
+        else:
+            _print_human(data)
+            if data.get("rendered"):
+                click.echo(f"  rendered to {data['rendered']}")
+            if data.get("xmp"):
+                xmp = data["xmp"]
+                if xmp["error"]:
+                    click.echo(f"  XMP NOT written: {xmp['error']}")
+                else:
+                    where = ", ".join(xmp["written"]) or f"nothing ({xmp['skipped']})"
+                    click.echo(f"  XMP: {where}")
+    return failed
 
 
 @click.command()

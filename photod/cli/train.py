@@ -21,14 +21,34 @@ DATASETS = ("para", "csv", "ava", "popularity")
     default=None,
     help="Train a personal model from the star ratings you set on the photos in this folder.",
 )
-@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Training epochs.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Training epochs (the PARA recipes; --from-ratings has a closed form).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--holdout",
-    type=click.FloatRange(0.1, 0.5),
-    default=0.25,
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
     show_default=True,
-    help="With --from-ratings: share of your rated photos held out to compare the models.",
+    help="With --from-ratings: folds of the cross-validation that compares the models.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="With --from-ratings: repetitions of the cross-validation (new random folds each).",
+)
+@click.option(
+    "--min-gain",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.02,
+    show_default=True,
+    help="With --from-ratings: the SRCC gain the personal model needs (and a 95 % lower bound "
+    "above 0) to become active.",
 )
 @click.option("--name", default="personal", show_default=True, help="Personal model name.")
 @click.option("--base", default=None, help="Shipped model to start from (default: the default).")
@@ -51,7 +71,9 @@ def train(
     ratings_dir: Path | None,
     epochs: int | None,
     seed: int,
-    holdout: float,
+    folds: int,
+    repeats: int,
+    min_gain: float,
     name: str,
     base: str | None,
     recipe: str,
@@ -65,10 +87,11 @@ def train(
     or $PHOTOD_PARA_DIR) and overwrites models/weights/photod-aesthetic-v2.* (--recipe finetune:
     photod-aesthetic-v3.*).
 
-    With --from-ratings, photod reads the ratings you set in Lightroom/darktable (never the ones
-    photod wrote), fine-tunes the shipped model's head on part of them and compares both models on
-    the rest. The personal model becomes active only if it wins; `photod models --use default`
-    reverts.
+    With --from-ratings, photod reads the ratings you set in darktable, Lightroom, the camera or
+    Windows (never the ones photod wrote; rejects count as below 1 star, 0 is unrated) and learns
+    a correction to the shipped model's score from the pairs of photos you rated differently.
+    Cross-validation over your ratings compares both models; the personal one becomes active only
+    when it wins clearly. `photod models --use default` reverts.
     """
     if ratings_dir is None:
         argv = ["--seed", str(seed)] + (["--epochs", str(epochs)] if epochs else [])
@@ -95,8 +118,9 @@ def train(
     report = train_personal(
         ratings_dir,
         base=base,
-        epochs=epochs or 40,
-        holdout=holdout,
+        folds=folds,
+        repeats=repeats,
+        min_gain=min_gain,
         seed=seed,
         device=device or "auto",
         name=name,
@@ -107,24 +131,26 @@ def train(
     if as_json:
         emit_json(report)
         return
-    click.echo(
-        f"{report['n_rated']} rated photos: {report['n_train']} to train, "
-        f"{report['n_holdout']} held out"
+    counts = ", ".join(
+        f"{'reject' if k == '-1' else k + chr(0x2605)} {v}" for k, v in report["ratings"].items()
     )
+    click.echo(f"{report['n_ratings']} rated photos ({counts})")
     click.echo(
-        f"held-out SRCC  {report['base']}: {report['base_holdout_srcc']:.3f}   "
-        f"{report['name']}: {report['holdout_srcc']:.3f}"
+        f"cross-validated SRCC ({report['folds']} folds x {report['repeats']}, whole "
+        f"{report['grouped_by']}s held out):"
     )
-    click.echo(
-        f"held-out MAE (stars)  {report['base']}: {report['base_holdout_mae']:.3f}   "
-        f"{report['name']}: {report['holdout_mae']:.3f}"
-    )
+    click.echo(f"  {report['base']:<24} {report['base_srcc']:.3f} ± {report['base_srcc_se']:.3f}")
+    click.echo(f"  {report['name']:<24} {report['srcc']:.3f} ± {report['srcc_se']:.3f}")
+    click.echo(f"  {report['decision']}")
     if report["active"]:
         click.echo(
             f"{report['name']} is now the active model (`photod models --use default` reverts)"
         )
     else:
-        click.echo(f"{report['name']} did not beat {report['base']}; the active model is unchanged")
+        click.echo(
+            f"{report['name']} did not clearly beat {report['base']}; the active model is "
+            f"unchanged (saved; `photod models --use {report['name']}` to use it anyway)"
+        )
 
 
 def load_dataset(kind: str, path: Path | None, split: str) -> list[Any]:

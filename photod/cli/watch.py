@@ -6,6 +6,7 @@ order (see `photod.config`); `photod config` shows the result and where each val
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -164,7 +165,8 @@ def watch(
     """Watch FOLDERS (default: `folders` of the config) and score, rate and index new photos.
 
     Photos already there are reconciled with the index first. Runs until SIGTERM or Ctrl-C
-    (exit 0); with --once, exits when the catch-up is done. With --json, one line per photo.
+    (exit 0); with --once, exits when the catch-up is done (exit 1 when a rating could not be
+    written). With --json, one line per photo.
     """
     from photod.cli.common import setup_logging
     from photod.config import scorer_from_settings
@@ -194,6 +196,7 @@ def watch(
         root.params["log_level"] if root_explicit and not log_level else settings.log_level
     )
     scorer = scorer_from_settings(settings)
+    logging.getLogger("photod").info("model %s on %s", scorer.model_name, scorer.requested_device)
 
     def on_result(outcome: Any) -> None:
         row = outcome.to_dict()
@@ -216,6 +219,8 @@ def watch(
         quiet_seconds=settings.quiet_seconds,
         queue_size=settings.queue_size,
         summary_interval=settings.summary_interval,
+        retry_seconds=settings.retry_seconds,
+        rescan_interval=settings.rescan_interval,
         once=once,
         on_result=on_result if as_json else None,
     )

@@ -47,6 +47,20 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _flush_folder_after_rename(path: Path) -> None:
+    """fsync the folder once the new file is in place. Failing here is no "nothing was
+    changed": the change is made and visible, only not yet known to be on disk."""
+    try:
+        fsync_dir(path.parent)
+    except OSError as exc:
+        log.warning(
+            "%s: written, but the folder could not be flushed to disk (%s); a power cut now "
+            "could undo the change",
+            path,
+            exc.strerror or exc,
+        )
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -91,12 +105,30 @@ def _writable(path: Path, st: os.stat_result | None = None) -> bool:
 
 def _keep_attributes(original: Path, tmp: Path, st: os.stat_result) -> None:
     """The replacement keeps the original's permission bits, extended attributes (e.g. macOS
-    tags, SELinux labels where allowed) and, when we may, its owner; the modification time is
-    then updated by the write itself, so Lightroom notices the change."""
+    tags, SELinux labels where allowed) and its owner and group; the modification time is then
+    updated by the write itself, so Lightroom notices the change.
+
+    A replacement photod cannot give the original's owner (only root may give a file away) is
+    refused: in a shared folder the photo would silently become photod's user's file.
+    """
     shutil.copystat(original, tmp)
-    if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-        with contextlib.suppress(OSError):  # only root may give a file away
+    tmp_st = os.stat(tmp)
+    if (tmp_st.st_uid, tmp_st.st_gid) == (st.st_uid, st.st_gid):
+        return
+    try:
+        if tmp_st.st_uid == st.st_uid:
+            os.chown(tmp, -1, st.st_gid)  # a member of the file's group may set it
+        else:
             os.chown(tmp, st.st_uid, st.st_gid)
+    except OSError as exc:
+        error = MetadataError(
+            f"cannot keep the file's owner (uid {st.st_uid}, gid {st.st_gid}): "
+            f"{exc.strerror}; the rewritten file would belong to uid {tmp_st.st_uid}; "
+            "nothing was changed (use sidecar mode for photos of other users)",
+            str(original),
+        )
+        error.code = "owner"
+        raise error from exc
 
 
 def _cleanup(tmp: Path) -> None:
@@ -129,6 +161,15 @@ def atomic_rewrite(
         raise MetadataError("file is read-only; nothing was changed", str(path))
     if not _writable(real.parent):
         raise MetadataError("folder is read-only; nothing was changed", str(path))
+    if before.st_nlink > 1:
+        # A rename puts a new file under this one name; the other names would keep the old file.
+        error = MetadataError(
+            f"file has {before.st_nlink} hard links; rewriting it would split them; nothing was "
+            "changed (use sidecar mode, or break the links)",
+            str(path),
+        )
+        error.code = "hard_link"
+        raise error
     tmp = temp_path_for(real)
     try:
         try:
@@ -148,7 +189,7 @@ def atomic_rewrite(
                 "file changed or vanished while writing; nothing was changed", str(path)
             )
         os.replace(tmp, real)
-        fsync_dir(real.parent)
+        _flush_folder_after_rename(real)
     except PhotodError:
         _cleanup(tmp)
         raise
@@ -195,7 +236,7 @@ def atomic_create(
             if target.exists():  # filesystem without hard links (FAT, some FUSE)
                 return False
             os.replace(tmp, target)
-        fsync_dir(target.parent)
+        _flush_folder_after_rename(target)
         return True
     except PhotodError:
         raise

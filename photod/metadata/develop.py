@@ -16,8 +16,9 @@ Settings photod writes: HasSettings, HasCrop, CropLeft/Top/Right/Bottom (fractio
 upright photo), CropAngle, CropConstrainToWarp, Exposure2012, Contrast2012, Saturation,
 Vibrance, IncrementalTemperature/Tint, plus `photod:Develop` (the model that suggested them).
 Existing develop settings that photod did not write are the user's edits: they are left alone
-(nothing is written) unless `force=True`. Every other XMP property is preserved (pyexiv2
-re-serialises the whole packet) and each write is atomic (see `photod.metadata.atomic`).
+(nothing is written) unless `force=True`. Every other XMP property is preserved (Adobe's XMP
+toolkit re-serialises the packet), the photo's other bytes are untouched (the same surgical
+writer as ratings, `photod.metadata.surgical`) and each write is atomic (`photod.metadata.atomic`).
 """
 
 from __future__ import annotations

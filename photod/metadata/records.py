@@ -52,6 +52,16 @@ class WriteOutcome:
     written: list[str] = field(default_factory=list)  # files actually written
     skipped: str | None = None  # why nothing was written
     user_rating: int | None = None  # a rating found that photod did not write
+    # odd but readable metadata met on the way (logged; the rating was still written)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """'written', 'skipped' (with the reason in `skipped`), or 'not_written' (nothing written
+        and no reason: never reported as success)."""
+        if self.written:
+            return "written"
+        return "skipped" if self.skipped else "not_written"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "status": self.status}

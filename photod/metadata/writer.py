@@ -3,17 +3,20 @@ user and without ever damaging a photo.
 
 Where a rating goes, per format (`mode="auto"`):
 
-- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these) plus EXIF
-  Rating/RatingPercent (Windows; not PNG). A darktable sidecar `NAME.EXT.xmp` that already exists
-  is updated too, because darktable prefers it over the embedded XMP.
+- JPEG, TIFF, PNG, DNG: embedded XMP (Lightroom reads only that for these), written surgically
+  (surgical.py: no other byte of EXIF, maker notes or image data changes), plus EXIF
+  Rating/RatingPercent patched in place where the photo already has them (never added: see
+  surgical.py for why). A darktable sidecar `NAME.EXT.xmp` that already exists is updated too,
+  because darktable prefers it over the embedded XMP.
 - Camera RAW and HEIC: the file is never modified; sidecars `NAME.EXT.xmp` (darktable) and
   `NAME.xmp` (Lightroom) are created or merged.
 
 `NAME.xmp` is written only for sidecar formats: for a JPEG, Lightroom never reads it and it may be
 the sidecar of a RAW of the same name (RAW+JPEG pairs).
 
-A rating is the user's when it is non-zero and no `photod:Stars` next to it equals it; photod then
-leaves every location alone unless `force=True`, and reports it in `WriteOutcome.user_rating`.
+A rating is the user's when it differs from the `photod:Stars` next to it (0, a cleared rating,
+included), or, where photod never wrote, when it is non-zero; photod then leaves every location
+alone unless `force=True`, and reports it in `WriteOutcome.user_rating`.
 """
 
 from __future__ import annotations
@@ -100,9 +103,17 @@ def _state(loc: Location, strict: bool) -> tuple[dict[str, str], dict[str, str]]
 
 
 def _user_rating_in(xmp: dict[str, str], exif: dict[str, str]) -> int | None:
-    """A non-zero rating here that photod did not write (no equal photod:Stars), else None."""
+    """The user's rating in this location, else None.
+
+    Where photod wrote its stars here (`photod:Stars`), any xmp:Rating that differs from them is
+    the user's, 0 included: clearing the stars in Lightroom or Explorer is a choice, and so is
+    removing the rating. Where photod never wrote, a non-zero rating is the user's (or a camera's)
+    and 0 means "unrated".
+    """
     stars = X.parse_rating(X.photod_fields(xmp).get("Stars"))
     rating = X.parse_rating(xmp.get(X.RATING))
+    if stars is not None and rating != stars:
+        return 0 if rating is None else rating
     if rating not in (None, 0) and rating != stars:
         return rating
     exif_rating = X.parse_rating(exif.get(X.EXIF_RATING))
@@ -123,11 +134,19 @@ def _find_user_rating(path: Path, targets: list[Location]) -> int | None:
     return None
 
 
-def _write(loc: Location, xmp: dict[str, str | None], exif: dict[str, str] | None) -> bool:
-    """Write one location atomically; False when a new sidecar lost a race to another writer."""
+def _write(
+    loc: Location,
+    xmp: dict[str, str | None],
+    exif: dict[str, str] | None,
+    warnings: list[str] | None = None,
+) -> bool:
+    """Write one location atomically; False when a new sidecar lost a race to another writer.
+    Warnings met (odd but readable metadata) are appended to `warnings`; they never block."""
 
     def change(tmp: Path) -> None:
-        X.modify(tmp, xmp, exif)
+        met = X.modify(tmp, xmp, exif)
+        if warnings is not None:
+            warnings.extend(met)
 
     try:
         if loc.sidecar and not loc.exists:
@@ -151,9 +170,9 @@ def _write_all(
     for loc in targets:
         exif_here = exif if (not loc.sidecar and X.carries_exif(path)) else None
         try:
-            done = _write(loc, xmp, exif_here)
+            done = _write(loc, xmp, exif_here, outcome.warnings)
             if not done:  # someone created the sidecar a moment ago: merge into theirs
-                done = _write(Location(loc.name, loc.path, True), xmp, None)
+                done = _write(Location(loc.name, loc.path, True), xmp, None, outcome.warnings)
         except MetadataError as exc:
             exc.written = list(outcome.written)  # type: ignore[attr-defined]
             if outcome.written:
@@ -190,7 +209,7 @@ def write_rating(
     outcome.user_rating = _find_user_rating(photo, targets)
     if outcome.user_rating is not None and not force:
         outcome.skipped = f"user rating {outcome.user_rating} kept (use --force)"
-        log.info("%s: %s", photo, outcome.skipped)
+        log.debug("%s: %s", photo, outcome.skipped)  # the caller reports it with the photo
         return outcome
     fields = X.rating_fields(
         info.score,
@@ -231,7 +250,8 @@ def write_label(
 
 def read_user_rating(path: str | os.PathLike[str]) -> int | None:
     """The rating the user set (not photod), from sidecars first, then embedded XMP and EXIF;
-    None when there is none (0 means unrated). Unreadable metadata is logged and skipped."""
+    None when there is none; 0 is the user's "no stars" where photod had written stars.
+    Unreadable metadata is logged and skipped."""
     return _find_user_rating(Path(path), targets=[])
 
 

@@ -1,10 +1,12 @@
-"""Reading and changing XMP/EXIF with pyexiv2 (exiv2 0.28), always on a file photod may change.
+"""Reading and changing XMP with Adobe's XMP toolkit (through pyexiv2, exiv2 0.28), and the
+dispatch to photod's surgical container edits (surgical.py) for JPEG, PNG and TIFF/DNG.
 
-pyexiv2 parses and re-serialises the whole XMP packet with Adobe's XMP toolkit, so every property
-of every namespace survives a write (darktable:history, crs:* develop settings, unknown vendors'
-fields), only the packet's layout and padding change. It writes in place, so callers hand it temp
-copies only (see atomic.py). It cannot start a sidecar from nothing: `MINIMAL_PACKET` is written
-first.
+The toolkit parses and re-serialises one XMP packet, so every property of every namespace
+survives a merge (darktable:history, crs:* develop settings, unknown vendors' fields); only the
+packet's layout changes. It never touches a photo's EXIF or maker notes: photod puts the merged
+packet into the file itself. Sidecars are still written by pyexiv2 in place, so callers hand it
+temp copies only (see atomic.py); it cannot start a sidecar from nothing: `MINIMAL_PACKET` is
+written first.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from photod.decode import HEIF_EXTENSIONS, JPEG_EXTENSIONS
 from photod.errors import MetadataError
+from photod.formats import HEIF_EXTENSIONS, JPEG_EXTENSIONS
+from photod.metadata import surgical as S
 from photod.metadata.records import PHOTOD_NS, PHOTOD_PREFIX
 
 log = logging.getLogger("photod")
@@ -27,9 +30,7 @@ EMBEDDABLE_EXTENSIONS = JPEG_EXTENSIONS | {".png", ".tif", ".tiff", ".dng"}
 # Formats with an EXIF IFD0 where Windows Explorer looks for Rating/RatingPercent. exiv2 stores
 # PNG EXIF in a non-standard text chunk few readers see, so PNG gets XMP only.
 EXIF_EXTENSIONS = JPEG_EXTENSIONS | {".tif", ".tiff", ".dng"}
-# What exiv2 must detect in a file before photod writes into it: a .jpg that is really a HEIC
-# (phones export those) is refused rather than handed to a writer for the wrong format.
-WRITABLE_MIME = {"image/jpeg", "image/png", "image/tiff", "image/x-adobe-dng"}
+TIFF_SUFFIXES = (".tif", ".tiff", ".dng")
 
 MINIMAL_PACKET = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -45,6 +46,10 @@ RATING = "Xmp.xmp.Rating"
 LABEL = "Xmp.xmp.Label"
 EXIF_RATING = "Exif.Image.Rating"
 EXIF_RATING_PERCENT = "Exif.Image.RatingPercent"
+EXTENDED_KEY = "Xmp.xmpNote.HasExtendedXMP"
+INSTANCE_ID = "Xmp.xmpMM.InstanceID"
+XMP_NOTE_NS = "http://ns.adobe.com/xmp/note/"  # HasExtendedXMP's namespace, unknown to exiv2
+_ABOUT = re.compile(rb"(?:rdf:)?about=(['\"])([^'\"<>&]+)\1")
 PHOTOD_KEY = f"Xmp.{PHOTOD_PREFIX}."
 # Windows Explorer's mapping of stars to RatingPercent.
 RATING_PERCENT = {0: 0, 1: 1, 2: 25, 3: 50, 4: 75, 5: 99}
@@ -65,10 +70,11 @@ def exiv2() -> Any:
 
     with _lock:
         if not _ready:
-            try:
-                pyexiv2.registerNs(PHOTOD_NS, PHOTOD_PREFIX)
-            except Exception as exc:  # already registered by an earlier import: fine
-                log.debug("photod namespace registration: %s", exc)
+            for namespace, prefix in ((PHOTOD_NS, PHOTOD_PREFIX), (XMP_NOTE_NS, "xmpNote")):
+                try:
+                    pyexiv2.registerNs(namespace, prefix)
+                except Exception as exc:  # already registered by an earlier import: fine
+                    log.debug("%s namespace registration: %s", prefix, exc)
             # exiv2 prints warnings on stdout (breaking `--json` output); errors still raise.
             pyexiv2.set_log_level(3)
             _ready = True
@@ -87,11 +93,140 @@ def is_heif(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in HEIF_EXTENSIONS
 
 
-def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], dict[str, str]]:
-    """(XMP, EXIF) of a photo or sidecar as exiv2 sees them; only reads.
+def _is_sidecar(path: Path) -> bool:
+    return path.suffix.lower() == ".xmp" or path.name.endswith(".xmp")
 
+
+def parse_packet(packet: bytes | None) -> dict[str, str]:
+    """The properties of one XMP packet, flattened the way exiv2 names them ('Xmp.xmp.Rating')."""
+    if not packet or not packet.strip(b"\x00 \t\r\n"):
+        return {}
+    pyexiv2 = exiv2()
+    with _exiv2_lock:
+        try:
+            data = pyexiv2.ImageData(packet)
+        except Exception as exc:
+            raise MetadataError(f"cannot parse the embedded XMP: {exc}") from exc
+        try:
+            return data.read_xmp()
+        except Exception as exc:
+            raise MetadataError(f"cannot parse the embedded XMP: {exc}") from exc
+        finally:
+            data.close()
+
+
+def merge_packet(packet: bytes | None, changes: dict[str, str | None]) -> bytes:
+    """`packet` (or an empty one) with `changes` set (None deletes), re-serialised by Adobe's XMP
+    toolkit: every other property of every namespace is kept. No padding (see surgical.py)."""
+    pyexiv2 = exiv2()
+    source = packet if packet and packet.strip(b"\x00 \t\r\n") else MINIMAL_PACKET
+    # An old-style packet names its resource in rdf:about (often 'uuid:…'); the toolkit moves
+    # that into a new xmpMM:InstanceID and empties rdf:about. Both are put back as they were.
+    about = _ABOUT.search(source)
+    about_value = about.group(2) if about else b""
+    with _exiv2_lock:
+        try:
+            data = pyexiv2.ImageData(source)
+            try:
+                had_instance = b"InstanceID" in source  # spelt out, not derived from about
+                data.modify_xmp(changes)
+                if about_value and not had_instance and INSTANCE_ID not in changes:
+                    if data.read_xmp().get(INSTANCE_ID) == about_value.decode("utf-8", "replace"):
+                        data.modify_xmp({INSTANCE_ID: None})
+                merged = data.get_bytes()
+            finally:
+                data.close()
+        except MetadataError:
+            raise
+        except Exception as exc:
+            raise MetadataError(f"cannot merge into the existing XMP: {exc}") from exc
+    if about_value:
+        merged = merged.replace(b'rdf:about=""', b'rdf:about="' + about_value + b'"')
+    return merged
+
+
+def _guid_of(standard: bytes) -> str | None:
+    guid = parse_packet(standard).get(EXTENDED_KEY)
+    return guid.strip().upper() if guid else None
+
+
+def read_embedded(path: Path, data: bytes | None = None) -> S.Embedded:
+    """The XMP packets and IFD0 rating values of a JPEG, PNG or TIFF/DNG, read by photod's own
+    parser (the same one that writes them). Raises MetadataError for other content."""
+    data = path.read_bytes() if data is None else data
+    kind = S.sniff(data)
+    try:
+        if kind == "jpeg":
+            return S.read_jpeg(data, _guid_of)
+        if kind == "png":
+            return S.read_png(data)
+        if kind == "tiff":
+            return S.read_tiff(data)
+    except MetadataError as exc:
+        if exc.path is None:
+            exc.path = str(path)
+        raise
+    raise MetadataError(_wrong_content(path, data), str(path))
+
+
+def _wrong_content(path: Path, data: bytes) -> str:
+    what = "HEIF/ISO-BMFF" if data[4:8] == b"ftyp" else "not JPEG, PNG or TIFF"
+    return (
+        f"the content is {what} despite the {path.suffix} name; photod writes no metadata into it"
+    )
+
+
+def embedded_xmp(found: S.Embedded) -> dict[str, str]:
+    """Standard and Extended XMP of one photo as one dict (the standard packet wins a clash)."""
+    xmp = parse_packet(found.extended) if found.extended is not None else {}
+    xmp.update(parse_packet(found.standard))
+    return xmp
+
+
+def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """(XMP, EXIF) of a photo or sidecar; only reads.
+
+    JPEG/PNG/TIFF/DNG XMP comes from photod's own parser (standard + Extended XMP); EXIF from
+    exiv2, which only reads here; when exiv2 refuses a file it merely warns about, photod's own
+    IFD0 values (Rating, RatingPercent, Orientation) stand in. Sidecars, RAW and HEIC: exiv2.
     Raises MetadataError when the file is missing or its metadata cannot be parsed.
     """
+    if is_embeddable(path) and not _is_sidecar(path):
+        try:
+            found = read_embedded(path)
+        except FileNotFoundError:
+            raise MetadataError("file vanished", str(path)) from None
+        except MetadataError as exc:
+            if exc.path is None:
+                exc.path = str(path)
+            raise
+        for warning in found.warnings:
+            log.info("%s: %s", path, warning)
+        try:
+            xmp = embedded_xmp(found)
+        except MetadataError as exc:
+            exc.path = str(path)
+            raise
+        exif: dict[str, str] = {}
+        if with_exif:
+            try:
+                exif = _exiv2_read(path, with_exif=True)[1]
+            except MetadataError as exc:
+                # odd but readable (an IFD1 looping into the Exif IFD, ...): said, never fatal
+                log.warning(
+                    "%s: exiv2 refuses its EXIF (%s); photod reads and writes it without exiv2",
+                    path,
+                    exc,
+                )
+            names = {v: k for k, v in S.RATING_TAGS.items()}
+            names[S.ORIENTATION_TAG] = "Exif.Image.Orientation"
+            for tag, value in found.ifd0.items():
+                exif.setdefault(names[tag], str(value))
+        return xmp, exif
+    return _exiv2_read(path, with_exif)
+
+
+def _exiv2_read(path: Path, with_exif: bool) -> tuple[dict[str, str], dict[str, str]]:
     pyexiv2 = exiv2()
     with _exiv2_lock:
         try:
@@ -110,21 +245,130 @@ def read_metadata(path: Path, with_exif: bool = True) -> tuple[dict[str, str], d
     return xmp, exif
 
 
-def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None = None) -> None:
-    """Set (or with None, delete) XMP and EXIF keys of `path` in place: call on temp copies only.
+def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None = None) -> list[str]:
+    """Set (or with None, delete) XMP keys and patch EXIF rating values of `path` in place: call
+    on temp copies only. Returns the warnings met (odd but readable metadata: logged, not fatal).
 
-    Reads back what it wrote so a silently dropped field is an error, not a surprise.
+    JPEG, PNG, TIFF/DNG are edited surgically (see surgical.py); sidecars through exiv2. Reads
+    back what it wrote so a silently dropped field is an error, not a surprise.
     """
+    if _is_sidecar(path):
+        _modify_sidecar(path, xmp)
+        return []
+    data = path.read_bytes()
+    found = read_embedded(path, data)
+    warnings = list(found.warnings)
+    suffix = path.suffix.lower()
+    expected_kind = "png" if suffix == ".png" else "tiff" if suffix in TIFF_SUFFIXES else "jpeg"
+    if found.kind != expected_kind:
+        raise MetadataError(_wrong_content(path, data), str(path))
+    changes = dict(xmp)
+    extended = found.extended
+    extended_changed = False
+    if extended is not None:
+        in_extended = parse_packet(extended)
+        moved = {k: None for k in changes if any(e == k or e.startswith(k + "[") or
+                                                    e.startswith(k + "/") for e in in_extended)}  # fmt: skip
+        if moved:  # the standard packet wins, so a stale value there must go
+            extended = merge_packet(extended, moved)
+            extended_changed = True
+            changes[EXTENDED_KEY] = S.extended_guid(extended)
+    standard = merge_packet(found.standard, changes)
+    if found.kind == "jpeg" and len(standard) > S.STANDARD_LIMIT - S.PADDING:
+        standard, extended = spill_to_extended(standard, extended, warnings)
+        extended_changed = True
+    if found.kind == "jpeg":
+        new = S.write_jpeg(data, standard, extended, extended_changed, exif, warnings)
+    elif found.kind == "png":
+        new = S.write_png(data, standard)
+    else:
+        new = S.write_tiff(data, standard, exif, warnings)
+    with open(path, "r+b") as handle:
+        handle.write(new)
+        handle.truncate()
+    got = embedded_xmp(read_embedded(path, new))  # what was just written, parsed afresh
+    for key, value in xmp.items():
+        if got.get(key) != value:
+            raise MetadataError(f"{key} reads back {got.get(key)!r} instead of {value!r}")
+    for warning in warnings:
+        log.warning("%s: %s (rating written anyway)", path, warning)
+    return warnings
+
+
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+# Never moved out of the standard packet: what readers that ignore Extended XMP must still see.
+_KEEP_NAMESPACES = ("http://ns.adobe.com/xap/1.0/", PHOTOD_NS, XMP_NOTE_NS)
+
+
+def _xml_body(packet: bytes) -> bytes:
+    start, end = packet.find(b"<x:xmpmeta"), packet.rfind(b"</x:xmpmeta>")
+    if start < 0 or end < 0:
+        raise MetadataError("the XMP packet has no x:xmpmeta element")
+    return packet[start : end + len(b"</x:xmpmeta>")]
+
+
+def spill_to_extended(
+    standard: bytes, extended: bytes | None, warnings: list[str]
+) -> tuple[bytes, bytes]:
+    """Move the largest top-level properties of a standard packet too big for one JPEG segment
+    into the Extended XMP (XMP spec part 3, 1.1.3.1), largest first, until it fits; xmp:, photod:
+    and xmpNote: properties stay. Returns (standard naming the new GUID, extended packet)."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    def parse(body: bytes) -> Any:
+        for _event, (prefix, uri) in ET.iterparse(io.BytesIO(body), events=("start-ns",)):
+            if prefix:
+                ET.register_namespace(prefix, uri)
+        return ET.fromstring(body)
+
+    root = parse(_xml_body(standard))
+    ext_root = parse(_xml_body(extended)) if extended else parse(_xml_body(MINIMAL_PACKET))
+    ext_desc = next(ext_root.iter(_RDF + "Description"))
+    candidates = []
+    for desc in root.iter(_RDF + "Description"):
+        for child in list(desc):
+            candidates.append((len(ET.tostring(child)), desc, child))
+        for name, value in desc.attrib.items():
+            if not name.startswith(_RDF):
+                candidates.append((len(value) + len(name), desc, name))
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    target = S.STANDARD_LIMIT - S.PADDING - 512  # room for the GUID and the toolkit's layout
+    moved = []
+    for _size, desc, item in candidates:
+        if len(ET.tostring(root)) <= target:
+            break
+        name = item if isinstance(item, str) else item.tag
+        if name.startswith(tuple("{" + ns for ns in _KEEP_NAMESPACES)):
+            continue
+        for old in [c for c in ext_desc if c.tag == name]:  # the standard value wins
+            ext_desc.remove(old)
+        ext_desc.attrib.pop(name, None)
+        if isinstance(item, str):
+            ext_desc.set(item, desc.attrib.pop(item))
+        else:
+            desc.remove(item)
+            ext_desc.append(item)
+        moved.append(name.rsplit("}", 1)[-1])
+    if len(ET.tostring(root)) > target:
+        raise MetadataError("the XMP is too large for a JPEG even with Extended XMP")
+    warnings.append(f"XMP too large for one JPEG segment: {', '.join(moved)} moved to Extended XMP")
+    new_extended = merge_packet(ET.tostring(ext_root), {})  # the toolkit checks and lays it out
+    body = _xml_body(new_extended)  # the extended packet carries no packet wrapper
+    guid = S.extended_guid(body)
+    new_standard = merge_packet(ET.tostring(root), {EXTENDED_KEY: guid})
+    return new_standard, body
+
+
+def _modify_sidecar(path: Path, xmp: dict[str, str | None]) -> None:
     pyexiv2 = exiv2()
     with _exiv2_lock:
         image = pyexiv2.Image(str(path))
         try:
             mime = image.get_mime_type()
-            if mime not in WRITABLE_MIME and mime != "application/rdf+xml":
+            if mime != "application/rdf+xml":
                 raise MetadataError(f"exiv2 detects {mime}; photod writes no metadata into it")
             image.modify_xmp(xmp)
-            if exif:
-                image.modify_exif(exif)
         finally:
             image.close()
         check = pyexiv2.Image(str(path))
@@ -269,17 +513,12 @@ def tiff_image_data(path: Path) -> list[bytes]:
 
 
 def verify_image_data(original: Path, modified: Path) -> None:
-    """Refuse a write whose compressed image data differs from the original's (JPEG scan data,
-    PNG IDAT chunks, TIFF/DNG strips and tiles of every IFD)."""
-    suffix = original.suffix.lower()
-    if suffix in JPEG_EXTENSIONS:
-        same = jpeg_scan_data(original) == jpeg_scan_data(modified)
-    elif suffix == ".png":
-        same = png_image_data(original) == png_image_data(modified)
-    elif suffix in (".tif", ".tiff", ".dng"):
-        before = tiff_image_data(original)
-        same = bool(before) and sorted(before) == sorted(tiff_image_data(modified))
-    else:
+    """Refuse a write that changed more than the XMP and the EXIF rating values: for JPEG every
+    other segment and the scan data (with anything after it: MPF images, trailers), for PNG every
+    other chunk (IDAT included), for TIFF/DNG every original byte but the XMP entry, the header's
+    IFD0 offset and the rating values (strips, tiles, SubIFDs, maker notes). See surgical.py."""
+    if original.suffix.lower() not in EMBEDDABLE_EXTENSIONS:
         return
-    if not same:
-        raise MetadataError("image data would change; write refused", str(original))
+    why = S.untouched(original, modified)
+    if why is not None:
+        raise MetadataError(f"image data would change ({why}); write refused", str(original))

@@ -14,7 +14,10 @@ request gets a JSON error `{"status": "error", "code": ..., "error": ...}` with 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import hmac
+import io
 import json
 import logging
 import math
@@ -22,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +36,9 @@ import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -87,6 +92,16 @@ class WebConfig:
     thumb_dir: Path | None = None
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
+    preload_model: bool = False  # `photod serve`: load the model in the background at start
+    suggest_objective: str = "aesthetic"  # config suggest_objective; the head is opt-in
+    # Who may talk to the page (see "Access" below): the Host names it answers to besides the
+    # loopback ones, the port it listens on (None: any; for tests and embedding), and the
+    # access token a non-loopback server requires (None: no token, loopback only).
+    hosts: Sequence[str] = field(default_factory=list)
+    port: int | None = None
+    token: str | None = None
+    thumb_workers: int = 2
+    thumb_cache_bytes: int = 512_000_000
 
     def resolved_roots(self) -> list[Path]:
         roots = []
@@ -116,7 +131,20 @@ class PhotodJSONResponse(JSONResponse):
     """JSON that tolerates the odd EXIF value (dates, rationals) by writing it as a string."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, default=str, allow_nan=False).encode()
+        # NaN/inf (an odd EXIF rational, a broken model output) become null, never a bare 500.
+        return json.dumps(
+            _finite(content), ensure_ascii=False, default=str, allow_nan=False
+        ).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass
@@ -142,19 +170,59 @@ class _State:
         self._scorer = scorer
         self._scorer_lock = threading.Lock()
         self.model_limiter = anyio.CapacityLimiter(max(1, config.model_workers))
+        self._preload: threading.Thread | None = None
+        self.model_error: str | None = None
+        # Thumbnails decode full photos: a page of 48 must not start 48 decodes at once.
+        self.thumb_limiter = anyio.CapacityLimiter(max(1, config.thumb_workers))
+        self._thumb_lock = threading.Lock()
+        self._thumb_bytes: int | None = None  # running total of the cache, None: not counted yet
+
+    def preload(self) -> None:
+        """Load (and warm up) the model in a background thread, so the first upload does not
+        wait for it; the pages show "loading model" meanwhile (`model_state`)."""
+
+        def load() -> None:
+            import numpy as np
+
+            try:
+                scorer = self.scorer()
+                scorer.score_pixels([np.zeros((224, 224, 3), np.uint8)])  # first pass is slow
+            except Exception as exc:  # reported on the page and at the first upload
+                self.model_error = str(exc)
+                log.error("model unavailable: %s", exc)
+            else:
+                log.info("model %s ready", scorer.model_name)
+
+        self._preload = threading.Thread(target=load, name="photod-model-load", daemon=True)
+        self._preload.start()
+
+    @property
+    def model_state(self) -> str:
+        """loading, ready, error, or lazy (loaded at the first upload)."""
+        if self._preload is not None and self._preload.is_alive():
+            return "loading"
+        if self.model_error is not None:
+            return "error"
+        if self._scorer is not None and getattr(self._scorer, "_net", None) is not None:
+            return "ready"
+        return "lazy"
 
     def scorer(self) -> Any:
         """The app's one Scorer, built on first use (torch is imported only here)."""
         with self._scorer_lock:
             if self._scorer is None:
+                from photod.objective import use_objective
                 from photod.scoring import Scorer
 
-                self._scorer = Scorer(
-                    model=self.config.model,  # None: the active model, personal ones included
-                    device=self.config.device,
-                    batch_size=8,
-                    max_pixels=self.config.max_pixels,
-                    star_mapping=self.config.star_mapping,
+                self._scorer = use_objective(
+                    Scorer(
+                        model=self.config.model,  # None: the active model, personal ones too
+                        device=self.config.device,
+                        batch_size=8,
+                        max_pixels=self.config.max_pixels,
+                        star_mapping=self.config.star_mapping,
+                    ),
+                    self.config.suggest_objective,
                 )
             return self._scorer
 
@@ -162,10 +230,62 @@ class _State:
         """Run a model call in a worker thread; at most `model_workers` at once."""
         return await anyio.to_thread.run_sync(func, *args, limiter=self.model_limiter)
 
+    def thumbnail_written(self, written: Path, size: int) -> None:
+        """Keep the thumbnail cache under `thumb_cache_bytes`: the least recently used go first
+        (never the one just written)."""
+        limit = self.config.thumb_cache_bytes
+        with self._thumb_lock:
+            if self._thumb_bytes is None:
+                self._thumb_bytes = sum(size for _, size, _ in _cache_files(self.thumb_dir))
+            else:
+                self._thumb_bytes += size
+            if self._thumb_bytes <= limit:
+                return
+            files = sorted(_cache_files(self.thumb_dir), key=lambda item: item[2])
+            total = sum(size for _, size, _ in files)
+            for path, size, _ in files:
+                if total <= limit * 0.8:  # trim below the limit, so trims stay rare
+                    break
+                if path == written:
+                    continue
+                try:
+                    path.unlink()
+                    total -= size
+                except FileNotFoundError:
+                    total -= size
+                except OSError as exc:
+                    log.warning("web: cannot trim thumbnail cache %s: %s", path, exc)
+            self._thumb_bytes = total
+            log.info("web: thumbnail cache trimmed to %.1f MB", total / 1e6)
+
     def db_path(self) -> Path:
         from photod.paths import default_db_path
 
         return Path(self.config.db_path) if self.config.db_path else default_db_path()
+
+
+def _cache_files(folder: Path) -> list[tuple[Path, int, float]]:
+    """(path, bytes, last use) of every cached thumbnail."""
+    found = []
+    try:
+        subfolders = list(os.scandir(folder))
+    except OSError:
+        return []
+    for sub in subfolders:
+        if not sub.is_dir(follow_symlinks=False):
+            continue
+        try:
+            entries = list(os.scandir(sub.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".jpg") and not entry.name.startswith("."):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((Path(entry.path), st.st_size, max(st.st_atime, st.st_mtime)))
+    return found
 
 
 def _state(request: Request) -> _State:
@@ -259,6 +379,24 @@ def _too_large_message(size: int | None, limit: int) -> str:
     return f"upload too large{got}; the limit is {limit / 1e6:.1f} MB"
 
 
+# (temp path, uploaded name) of the upload a request is working on, for the log filter below.
+_CURRENT_UPLOAD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "photod_upload", default=None
+)
+
+
+class _UploadNameFilter(logging.Filter):
+    """Log lines written while an upload is processed name the user's file, not its temp copy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _CURRENT_UPLOAD.get()
+        if current is not None:
+            message = record.getMessage()
+            if current[0] in message:
+                record.msg, record.args = message.replace(*current), None
+        return True
+
+
 def _clean_message(message: str, upload: _Upload) -> str:
     """Errors name the private temp file; the user knows the photo by its own name."""
     return message.replace(str(upload.path), upload.filename)
@@ -270,7 +408,7 @@ def _score_upload(state: _State, upload: _Upload) -> dict[str, Any]:
     (result,) = list(scorer.score_paths([upload.path]))
     if result.status != "ok":
         code = result.error_code or "decode"
-        message = _clean_message(result.error or "", upload)
+        message = _clean_message(f"{upload.filename}: {result.error or code}", upload)
         raise ApiError(ERROR_STATUS.get(code, 422), code, message)
     payload = result.to_dict()
     payload["path"] = upload.filename
@@ -302,6 +440,8 @@ async def _model_endpoint(
 ) -> Response:
     state = _state(request)
     upload = await _receive_upload(request, state.config)
+    # Worker threads inherit the context, so library log lines made for this upload see it.
+    token = _CURRENT_UPLOAD.set((str(upload.path), upload.filename))
     try:
         payload = await state.run_model(work, state, upload)
     except DecodeError as exc:
@@ -321,6 +461,7 @@ async def _model_endpoint(
         raise ApiError(500, "internal", message) from None
     finally:
         upload.cleanup()
+        _CURRENT_UPLOAD.reset(token)
     score = payload.get("score", payload.get("score_after"))
     log.info("web: %s %s -> %s", request.url.path, upload.filename, score)
     return PhotodJSONResponse(payload)
@@ -413,7 +554,7 @@ def _public_row(state: _State, row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, float) and not math.isfinite(value):
             out[key] = None
     path = str(row.get("path", ""))
-    out["servable"] = _inside_roots(state, path) is not None
+    out["servable"] = _inside_roots(state, path, indexed=True) is not None
     out["thumbnail_url"] = f"/thumbs?size={THUMB_SIZES[0]}&path={quote(path)}"
     out["detail_url"] = f"/library/photo?path={quote(path)}"
     return out
@@ -436,6 +577,27 @@ def _cameras(state: _State) -> list[str]:
         same = make and str(model).lower().startswith(str(make).lower())
         names.append(str(model) if same or not make else f"{make} {model}")
     return sorted(set(names))
+
+
+def _watched_folders(state: _State) -> list[str]:
+    """The folders `photod watch` has run on with this index (its `daemon_runs`), newest first."""
+    db = _open_index(state)
+    if db is None:
+        return []
+    try:
+        if not db["daemon_runs"].exists():
+            return []
+        runs = db.execute("SELECT folders FROM daemon_runs ORDER BY id DESC").fetchall()
+    finally:
+        db.close()
+    folders: list[str] = []
+    for (value,) in runs:
+        try:
+            listed = json.loads(value or "[]")
+        except ValueError:
+            continue
+        folders += [str(f) for f in listed if str(f) not in folders]
+    return folders
 
 
 def _photo_detail(state: _State, path: str) -> dict[str, Any] | None:
@@ -497,9 +659,12 @@ async def api_status(request: Request) -> Response:
     name = state.config.model or active_model_name()
     try:
         spec = get_model_spec(name)
-        model = {"name": name, "version": spec.version, "available": spec.available}
+        model = {"name": name, "version": spec.release, "available": spec.available}
     except ModelError as exc:
         model = {"name": name, "version": None, "available": False, "error": str(exc)}
+    model["state"] = state.model_state
+    if state.model_error:
+        model["error"] = state.model_error
     return PhotodJSONResponse(
         {
             "model": model,
@@ -516,8 +681,9 @@ async def api_status(request: Request) -> Response:
 # Thumbnails
 
 
-def _inside_roots(state: _State, path: str) -> Path | None:
-    """`path` resolved (links followed) when it is a supported file inside a library folder."""
+def _inside_roots(state: _State, path: str, indexed: bool = False) -> Path | None:
+    """`path` resolved (links followed) when it is a supported file inside a library folder or
+    a photo of the index itself (`indexed`: the caller read it from the index)."""
     from photod.decode import is_supported
 
     if not path or "\x00" in path:
@@ -528,13 +694,31 @@ def _inside_roots(state: _State, path: str) -> Path | None:
         return None
     if not resolved.is_file() or not is_supported(resolved):
         return None
-    if not any(resolved.is_relative_to(root) for root in state.roots):
-        return None
-    return resolved
+    if any(resolved.is_relative_to(root) for root in state.roots):
+        return resolved
+    # What the index holds is the library too: `photod watch DIR` needs no `--library DIR`. Only
+    # that exact path (as indexed), never its neighbours.
+    if indexed or _is_indexed(state, path):
+        return resolved
+    return None
 
 
-def _thumbnail(state: _State, source: Path, size: int) -> Path:
-    """A cached JPEG of `source` with long side `size`, made once per file version."""
+def _is_indexed(state: _State, path: str) -> bool:
+    from photod.index import get_by_path
+
+    db = _open_index(state)
+    if db is None:
+        return False
+    try:
+        row = get_by_path(db, path)
+    finally:
+        db.close()
+    return row is not None and row.get("status") != "missing"
+
+
+def _thumbnail(state: _State, source: Path, size: int) -> bytes:
+    """A JPEG of `source` with long side `size`, cached once per file version. The bytes are
+    returned, not the cache path, so a cache trim cannot pull the file from under a response."""
     from PIL import Image
 
     from photod.decode import decode_image
@@ -542,22 +726,32 @@ def _thumbnail(state: _State, source: Path, size: int) -> Path:
     stat = source.stat()
     key = hashlib.sha256(f"{source}\0{stat.st_mtime_ns}\0{stat.st_size}\0{size}".encode())
     target = state.thumb_dir / key.hexdigest()[:2] / f"{key.hexdigest()}.jpg"
-    if target.exists():
-        return target
+    try:
+        cached = target.read_bytes()
+        # Last use, for the cache trimming, goes in the access time; the mtime stays the time
+        # the thumbnail was made.
+        os.utime(target, ns=(time.time_ns(), target.stat().st_mtime_ns))
+        return cached
+    except OSError:
+        pass  # not cached yet, or trimmed a moment ago
     decoded = decode_image(source, min_side=size, max_pixels=state.config.max_pixels)
     image = Image.fromarray(decoded.pixels)
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    jpeg = buffer.getvalue()
     target.parent.mkdir(parents=True, exist_ok=True)
     # Temp file + rename: two requests for the same thumbnail never see half a JPEG.
     fd, tmp = tempfile.mkstemp(prefix=".photod-tmp-", suffix=".jpg", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            image.save(out, "JPEG", quality=85)
+            out.write(jpeg)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+    state.thumbnail_written(target, len(jpeg))
+    return jpeg
 
 
 async def thumbs(request: Request) -> Response:
@@ -573,10 +767,12 @@ async def thumbs(request: Request) -> Response:
         log.warning("web: refused thumbnail for %r (not a photo inside a library folder)", path)
         raise ApiError(404, "not_found", "no such photo in the library folders")
     try:
-        target = await anyio.to_thread.run_sync(_thumbnail, state, source, size)
+        jpeg = await anyio.to_thread.run_sync(
+            _thumbnail, state, source, size, limiter=state.thumb_limiter
+        )
     except DecodeError as exc:
         raise ApiError(ERROR_STATUS.get(exc.code, 422), exc.code, str(exc)) from None
-    return FileResponse(target, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +811,8 @@ async def upload_page(request: Request) -> Response:
         {
             "resize_long_side": state.config.resize_long_side,
             "max_upload_bytes": state.config.max_upload_bytes,
+            "model_state": state.model_state,
+            "model_error": state.model_error,
         },
     )
 
@@ -642,6 +840,7 @@ async def library_page(request: Request) -> Response:
             "has_index": state.db_path().exists(),
             "db_path": str(state.db_path()),
             "roots": state.roots,
+            "watched": await anyio.to_thread.run_sync(_watched_folders, state),
         },
     )
 
@@ -659,6 +858,131 @@ def _html_error(request: Request, exc: ApiError) -> Response:
     return request.app.state.templates.TemplateResponse(
         request, "error.html", {"error": exc}, status_code=exc.status
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Access: Host, Origin and token checks for every request
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "photod_token"
+# Pages a link from another site may open (a top-level navigation shows the page to its user,
+# it gives the other site nothing); everything else is same-origin only.
+NAVIGABLE_PAGES = ("/", "/library", "/library/photo")
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    """'[::1]:8765' -> ('::1', 8765); 'Localhost' -> ('localhost', None); junk -> ('', None)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        name, _, port_text = value.partition(":")
+    else:
+        name, port_text = value, ""
+    if port_text and not port_text.isdigit():
+        return "", None
+    return name.rstrip("."), int(port_text) if port_text else None
+
+
+class AccessGuard:
+    """ASGI middleware: the page answers only its own Host and Origin, and a token when set.
+
+    - Host: one of the loopback names or `config.hosts`, on `config.port` (DNS rebinding: a
+      foreign name that resolves to 127.0.0.1 gets 403). With a token the Host is not checked
+      (a LAN server has names photod cannot know); the token does that job.
+    - Origin / Sec-Fetch-Site: a request sent by another site's page (a form post, a fetch, an
+      <img> of a thumbnail) gets 403; only a top-level navigation to a page is let through.
+    - Token: `?token=` (then kept in an HttpOnly, SameSite=Strict cookie), the cookie, or
+      `Authorization: Bearer`; anything else gets 401.
+    """
+
+    def __init__(self, app: Any, config: WebConfig) -> None:
+        self.app = app
+        self.token = config.token
+        self.port = config.port
+        self.hosts = {_split_host(h)[0] for h in (*LOOPBACK_HOSTS, *config.hosts) if h}
+        self.hosts.discard("")
+
+    async def __call__(self, scope: Any, receive: Receive, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            status, code, message = refusal
+            log.warning(
+                "web: refused %s %s (host %r, origin %r): %s",
+                request.method,
+                request.url.path,
+                request.headers.get("host"),
+                request.headers.get("origin"),
+                message,
+            )
+            response: Response = PhotodJSONResponse(
+                {"status": "error", "code": code, "error": message}, status_code=status
+            )
+            await response(scope, receive, send)
+            return
+        given = request.query_params.get("token")
+        if self.token and given and request.method == "GET":
+            # Keep the token in a cookie and drop it from the address bar and history.
+            query = "&".join(
+                f"{quote(k)}={quote(v)}"
+                for k, v in request.query_params.multi_items()
+                if k != "token"
+            )
+            target = request.url.path + (f"?{query}" if query else "")
+            response = Response(status_code=303, headers={"Location": target})
+            response.set_cookie(
+                TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, request: Request) -> tuple[int, str, str] | None:
+        host_header = request.headers.get("host", "")
+        name, port = _split_host(host_header)
+        if self.token is None:
+            if name not in self.hosts:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+            if self.port is not None and (port or 80) != self.port:
+                return 403, "forbidden_host", f"this server does not answer to host {host_header!r}"
+        origin = request.headers.get("origin")
+        site = request.headers.get("sec-fetch-site", "").lower()
+        navigation = (
+            request.method == "GET"
+            and request.headers.get("sec-fetch-mode", "").lower() == "navigate"
+            and request.url.path in NAVIGABLE_PAGES
+        )
+        if origin is not None and origin.lower() != f"{request.url.scheme}://{host_header}".lower():
+            if not navigation:
+                return 403, "forbidden_origin", f"requests from {origin!r} are not accepted"
+        if site in ("cross-site", "same-site") and not navigation:
+            return 403, "forbidden_origin", "requests from other sites' pages are not accepted"
+        if self.token is not None and not self._has_token(request):
+            return (
+                401,
+                "token_required",
+                (
+                    "this server needs its access token: open the address `photod serve` printed "
+                    "(…/?token=…) or send `Authorization: Bearer TOKEN`"
+                ),
+            )
+        return None
+
+    def _has_token(self, request: Request) -> bool:
+        assert self.token is not None
+        auth = request.headers.get("authorization", "")
+        candidates = [
+            request.cookies.get(TOKEN_COOKIE, ""),
+            auth[7:].strip() if auth.lower().startswith("bearer ") else "",
+            request.query_params.get("token", ""),
+        ]
+        return any(c and hmac.compare_digest(c, self.token) for c in candidates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -711,7 +1035,15 @@ def create_app(config: WebConfig | None = None, scorer: Any = None) -> Starlette
         HTTPException: _http_error,
         PhotodError: _photod_error,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    if not any(isinstance(f, _UploadNameFilter) for f in log.filters):
+        log.addFilter(_UploadNameFilter())
+    app = Starlette(
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(AccessGuard, config=config)],
+    )
     app.state.photod = _State(config, scorer)
     app.state.templates = _templates()
+    if config.preload_model:
+        app.state.photod.preload()
     return app

@@ -14,6 +14,21 @@
   const queue = [];
   let busy = false;
 
+  // While the server loads the model (`photod serve` starts it in the background), say so and
+  // poll /api/status until it is ready; uploads meanwhile simply wait for it on the server.
+  const modelState = document.getElementById("model-state");
+  function pollModel() {
+    if (!modelState || modelState.dataset.state !== "loading") return;
+    fetch("/api/status").then((r) => r.json()).then((status) => {
+      const state = status.model && status.model.state;
+      if (state === "loading") { setTimeout(pollModel, 1000); return; }
+      modelState.dataset.state = state || "ready";
+      if (state === "error") modelState.textContent = "The aesthetic model is not available: " + (status.model.error || "");
+      else modelState.hidden = true;
+    }).catch(() => setTimeout(pollModel, 2000));
+  }
+  pollModel();
+
   function starsText(stars) {
     if (stars === null || stars === undefined) return "";
     if (stars < 0) return "reject";
