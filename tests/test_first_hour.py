@@ -122,7 +122,7 @@ def test_watch_then_serve_shows_the_indexed_folder(tmp_path: Path) -> None:
     assert lines[0].count("empty.jpg") == 1 and "empty file" in lines[0]
 
     # No --library flag: what the index holds is the library.
-    client = TestClient(create_app(WebConfig(db_path=db)))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(db_path=db)))
     listed = client.get("/api/photos", params={"status": "ok"}).json()["photos"]
     assert {Path(p["path"]).name for p in listed} == {p.name for p in good}
     assert all(p["servable"] for p in listed)
@@ -161,7 +161,10 @@ def test_serve_loads_the_model_at_start(tmp_path: Path) -> None:
     assert scorer._net is None
     scorer._lock.acquire()  # hold the load where it is, to see the page while it loads
     try:
-        client = TestClient(create_app(WebConfig(preload_model=True), scorer=scorer))
+        client = TestClient(
+            base_url="http://127.0.0.1",
+            app=create_app(WebConfig(preload_model=True), scorer=scorer),
+        )
         assert client.get("/api/status").json()["model"]["state"] == "loading"
         assert "Loading model" in client.get("/").text
     finally:
@@ -174,7 +177,9 @@ def test_serve_loads_the_model_at_start(tmp_path: Path) -> None:
     assert scorer._net is not None  # loaded without any upload
     assert "Loading model" not in client.get("/").text
     # Without preloading (the library API alone), nothing loads until the first upload.
-    lazy = TestClient(create_app(WebConfig(), scorer=Scorer(device="cpu")))
+    lazy = TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(), scorer=Scorer(device="cpu"))
+    )
     assert lazy.get("/api/status").json()["model"]["state"] == "lazy"
 
 
@@ -208,7 +213,11 @@ def test_models_and_status_show_a_version_not_the_name() -> None:
     text = CliRunner().invoke(cli, ["models"]).stdout
     for row in rows:
         assert row["version"] in text
-    status = TestClient(create_app(WebConfig())).get("/api/status").json()["model"]
+    status = (
+        TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig()))
+        .get("/api/status")
+        .json()["model"]
+    )
     assert status["version"] != status["name"] and status["version"]
 
 
@@ -249,7 +258,7 @@ def test_server_log_names_the_upload_not_the_temp_file(
 
     from photod.web import WebConfig, create_app
 
-    client = TestClient(create_app(WebConfig(), scorer=scorer))
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(), scorer=scorer))
     with caplog.at_level(logging.DEBUG, logger="photod"):
         response = client.post("/api/score", files={"file": ("notes.jpg", b"plain text")})
     assert response.status_code == 422
