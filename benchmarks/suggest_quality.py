@@ -1,18 +1,21 @@
 """Quality and speed of `photod suggest` on real photographs with injected defects.
 
-Photos: the photographs in Debian packages mate-backgrounds, plasma-workspace-wallpapers and
-kphotoalbum (fetched with `apt-get download` and unpacked with `dpkg -x` into the cache folder on
-first run) plus scikit-image's sample photos. Each photo is decoded once to the search's working
-copy; defects are injected into it:
+Photos (61): the photographs in Debian packages mate-backgrounds, plasma-workspace-wallpapers,
+kphotoalbum and lomiri-wallpapers(-16.04, -20.04) (fetched with `apt-get download` and unpacked
+with `dpkg -x` into the cache folder on first run) plus scikit-image's sample photos. The split
+is by file: the photos listed here are never used in training; the edit-preference head trains
+on PARA and on the few real photos in `photod.training.edit_pairs.REAL_TRAIN` (checked at load).
+Each photo is decoded once to the search's working copy; defects are injected into it:
 
 - exposure: shifted by a known EV in linear light (clipped, like a camera), cycling through
   -1.5, -1, -0.5, +0.5, +1, +1.5. Reported: median |suggested EV + injected EV| and the fraction
-  with the right sign (search restricted to the exposure enhancer).
+  with the right sign (search restricted to the exposure enhancer), also per direction.
 - colour cast: linear gains (warm, cool, green, magenta). Reported: the cast left after the
   white-balance suggestion as a fraction of the injected one (median), and how often it shrank.
 - distracting margin: flat-colour padding on all sides, or a strip of an unrelated photo on one
   side. Reported: IoU of the suggested crop (no crop = the whole padded frame) with the photo.
-- untouched photos through the default chain: how often nothing is suggested (the margin at work).
+- untouched photos through the default chain: how often nothing is suggested (the margin at work),
+  and how often nothing or only a nudge is (|EV| <= 0.25 and a crop keeping >= 80 % of the area).
 
 Also: the Spearman correlation between RoI-pooled crop scores (one backbone pass) and real
 scores of the cropped images, per RoI input size; and the time of `suggest_photo` on a 24 MP
@@ -38,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "kphotoalbum")
+PACKAGES = (
+    "mate-backgrounds",
+    "plasma-workspace-wallpapers",
+    "kphotoalbum",
+    "lomiri-wallpapers",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+)
 # The photographs among the packages' images (not the abstract artwork, logos or screenshots).
 PHOTOS = [
     *(
@@ -60,7 +70,18 @@ PHOTOS = [
         f"usr/share/kphotoalbum/demo/{n}.jpg"
         for n in (
             "anne_helene bar55 blackie cold_water donna grand_canyon_1 grand_canyon_2 jesper "
-            "new_wave_1 pool skagen snow spiff sunset wayne"
+            "new_wave_1 pool skagen snow spiff sunset wayne donna_2 pool_2 bar55_2 "
+            "grand_canyon_3 skagen_2 new_wave_2 spiff_2 jesper_2"
+        ).split()
+    ),
+    *(
+        f"usr/share/backgrounds/{n}.jpg"
+        for n in (
+            "Picture_1A_by_freespace Wine_by_Jakkub_Mede seeding_by_Clements_Engelhardt "
+            "aitzgorri_by_Aitzol_Berasategi Kleiber_by_Lukas_Baubkus Dragonfly_by_Bolly "
+            "friends_by_Aitzol_Berasategi sunset_by_Aitzol_Berasategi "
+            "picosdeeuropa_by_Aitzol_Berasategi life_by_Aitzol_Berasategi "
+            "Bridge_by_Sander_Klootwijk"
         ).split()
     ),
 ]
@@ -98,7 +119,11 @@ def load_photos(cache: Path, limit: int | None) -> list[tuple[str, np.ndarray]]:
     """(name, working copy) of every benchmark photo, sources interleaved, at most `limit`."""
     from photod.decode import decode_image
     from photod.suggest import WORKING_MIN_SIDE
+    from photod.training.edit_pairs import REAL_TRAIN
 
+    leaked = set(PHOTOS) & set(REAL_TRAIN)
+    if leaked:
+        raise RuntimeError(f"benchmark photos used in training: {sorted(leaked)}")
     root = fetch_packages(cache)
     debian = []
     for rel in PHOTOS:
@@ -181,13 +206,25 @@ def add_margin(
 # --- measurements -----------------------------------------------------------------------------
 
 
-def measure_quality(scorer: Any, photos: list[tuple[str, np.ndarray]], margin: float) -> dict:
+def measure_quality(
+    scorer: Any,
+    photos: list[tuple[str, np.ndarray]],
+    margin: float,
+    part: tuple[int, int] = (0, 1),
+    rows_file: Path | None = None,
+) -> dict:
+    """Every measurement on every photo (or on photos i::n for `part` (i, n)); with
+    `rows_file`, each photo's rows are appended to it as they are measured (JSON lines)."""
     from photod.enhancers.geometry import iou
     from photod.suggest import suggest_pixels
 
-    rng = np.random.default_rng(7)
     rows: dict[str, list[dict[str, Any]]] = {"exposure": [], "cast": [], "margin": [], "clean": []}
     for i, (name, image) in enumerate(photos):
+        # One generator per photo: a part run injects the same margins as the full run.
+        rng = np.random.default_rng(7 + i)
+        if i % part[1] != part[0]:
+            continue
+        before = {key: len(value) for key, value in rows.items()}
         ev = EVS[i % len(EVS)]
         s = suggest_pixels(shift_exposure(image, ev), scorer, "exposure", margin=0.0)
         rows["exposure"].append(
@@ -223,22 +260,59 @@ def measure_quality(scorer: Any, photos: list[tuple[str, np.ndarray]], margin: f
             }
         )
         s = suggest_pixels(image, scorer, None, margin=margin)
+        kept = 1.0 if s.crop is None else (s.crop[2] - s.crop[0]) * (s.crop[3] - s.crop[1])
+        colour = any(e.enhancer in ("white_balance", "tone") for e in s.edits)
         rows["clean"].append(
             {
                 "photo": name,
                 "suggested": s.worthwhile,
+                "nudge": not s.worthwhile
+                or (abs(s.exposure_ev) <= 0.25 and kept >= 0.8 and not colour),
                 "best_gain": s.best_score - s.score_before,
                 "edits": [e.enhancer for e in s.edits],
             }
         )
-        print(f"  {i + 1}/{len(photos)} {name}", file=sys.stderr)
+        if rows_file is not None:
+            new = {key: value[before[key] :] for key, value in rows.items()}
+            with rows_file.open("a") as out:
+                out.write(json.dumps(new, default=float) + "\n")
+        print(f"  {i + 1}/{len(photos)} {name}", file=sys.stderr, flush=True)
     return summarise(rows, margin)
+
+
+def merge_rows(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of several part runs (JSON lines from `measure_quality`), each photo once."""
+    rows: dict[str, list[dict[str, Any]]] = {"exposure": [], "cast": [], "margin": [], "clean": []}
+    seen: set[str] = set()
+    for path in files:
+        for line in path.read_text().splitlines():
+            photo_rows = json.loads(line)
+            name = photo_rows["exposure"][0]["photo"]
+            if name in seen:
+                continue
+            seen.add(name)
+            for key, value in photo_rows.items():
+                rows[key] += value
+    return rows
 
 
 def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str, Any]:
     exp = rows["exposure"]
     errors = [abs(r["suggested"] + r["injected"]) for r in exp]
     right_sign = [np.sign(r["suggested"]) == -np.sign(r["injected"]) for r in exp]
+
+    def direction(rows_: list[dict[str, Any]]) -> dict[str, float]:
+        return {
+            "n": len(rows_),
+            "right_sign": round(
+                float(np.mean([np.sign(r["suggested"]) == -np.sign(r["injected"]) for r in rows_])),
+                3,
+            ),
+            "median_abs_error_ev": round(
+                statistics.median(abs(r["suggested"] + r["injected"]) for r in rows_), 3
+            ),
+        }
+
     at_margin = [(r["suggested"] if r["gain"] >= margin else 0.0) + r["injected"] for r in exp]
     cast = rows["cast"]
     left = [r["after"] / r["before"] for r in cast if r["before"] > 0]
@@ -253,6 +327,8 @@ def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str,
             "median_abs_error_ev": round(statistics.median(errors), 3),
             "right_sign": round(float(np.mean(right_sign)), 3),
             "median_abs_error_ev_at_margin": round(statistics.median(abs(v) for v in at_margin), 3),
+            "under": direction([r for r in exp if r["injected"] < 0]),
+            "over": direction([r for r in exp if r["injected"] > 0]),
         },
         "cast": {
             "median_fraction_left": round(statistics.median(left), 3),
@@ -272,6 +348,7 @@ def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str,
         },
         "untouched": {
             "no_suggestion": round(float(np.mean([not r["suggested"] for r in clean])), 3),
+            "nothing_or_nudge": round(float(np.mean([r["nudge"] for r in clean])), 3),
             "median_best_gain": round(statistics.median(r["best_gain"] for r in clean), 4),
             "suggested_enhancers": sorted({e for r in clean for e in r["edits"]}),
         },
@@ -360,6 +437,33 @@ def measure_speed(scorer: Any, workdir: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def measure_cold_start(workdir: Path, runs: int) -> dict[str, Any]:
+    """Wall time of `photod suggest --objective edit-preference 24MP.jpg --json` in a NEW
+    process (import, model load, decode, search), median of `runs`, with its CPU time."""
+    import resource
+
+    path = workdir / "suggest-24mp.jpg"
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "photod", "suggest", "--objective", "edit-preference"]
+            + [str(path), "--json", "--device", "cpu"],
+            check=True,
+            capture_output=True,
+        )
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return {
+        "median_wall_seconds": round(statistics.median(walls), 3),
+        "median_cpu_seconds": round(statistics.median(cpus), 3),
+        "runs": runs,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def run(
     workdir: Path,
     model: str | None = None,
@@ -368,18 +472,37 @@ def run(
     speed_runs: int = 3,
     roi_sizes: tuple[int, ...] = (224, 320, 448),
     roi_photos: int = 6,
+    objective: str = "edit",
+    cold_runs: int = 3,
+    part: tuple[int, int] = (0, 1),
+    rows_file: Path | None = None,
 ) -> dict[str, Any]:
     from photod.enhancers import load_presets
+    from photod.objective import EditObjective, use_objective
     from photod.scoring import DEFAULT_MODEL, Scorer
 
     workdir.mkdir(parents=True, exist_ok=True)
-    scorer = Scorer(model=model or DEFAULT_MODEL, device=device, batch_size=32)
+    if objective == "edit":
+        scorer: Any = EditObjective(device=device, batch_size=32)
+        margin = scorer.default_margin
+        margin = float(load_presets()["edit_margin"] if margin is None else margin)
+        name = scorer.version
+    else:
+        scorer = Scorer(model=model or DEFAULT_MODEL, device=device, batch_size=32)
+        use_objective(scorer, "aesthetic")
+        margin = float(load_presets()["margin"])
+        name = scorer.version
     photos = load_photos(default_cache(), limit)
-    margin = float(load_presets()["margin"])
-    result: dict[str, Any] = {"model": scorer.version, "device": scorer.device}
-    result["speed"] = measure_speed(scorer, workdir, speed_runs)
-    result["roi"] = measure_roi(scorer, photos[:roi_photos], list(roi_sizes))
-    result["quality"] = measure_quality(scorer, photos, margin)
+    result: dict[str, Any] = {"model": name, "device": scorer.device}
+    if speed_runs:
+        result["speed"] = measure_speed(scorer, workdir, speed_runs)
+    if cold_runs and objective == "edit":
+        result["cold_start"] = measure_cold_start(workdir, cold_runs)
+    # RoI window scores need the aesthetic model's layout (the old objective only).
+    result["roi"] = (
+        measure_roi(scorer, photos[:roi_photos], list(roi_sizes)) if objective != "edit" else {}
+    )
+    result["quality"] = measure_quality(scorer, photos, margin, part, rows_file)
     return result
 
 
@@ -390,7 +513,11 @@ def table(result: dict[str, Any]) -> str:
         f"margin {q['margin']}",
         f"exposure: median |suggested + injected| = {q['exposure']['median_abs_error_ev']} EV, "
         f"right sign {q['exposure']['right_sign']:.0%} "
-        f"(at the margin: {q['exposure']['median_abs_error_ev_at_margin']} EV)",
+        f"(at the margin: {q['exposure']['median_abs_error_ev_at_margin']} EV); under: "
+        f"{q['exposure']['under']['right_sign']:.0%}, "
+        f"{q['exposure']['under']['median_abs_error_ev']} EV; over: "
+        f"{q['exposure']['over']['right_sign']:.0%}, "
+        f"{q['exposure']['over']['median_abs_error_ev']} EV",
         f"colour cast: median fraction left {q['cast']['median_fraction_left']}, "
         f"reduced in {q['cast']['reduced']:.0%}",
         f"margin: crop IoU with the photo mean {q['margin_crop']['mean_iou']} "
@@ -398,7 +525,8 @@ def table(result: dict[str, Any]) -> str:
         f"strip {q['margin_crop']['strip_mean_iou']}; no crop "
         f"{q['margin_crop']['mean_iou_no_crop']}; at the margin "
         f"{q['margin_crop']['mean_iou_at_margin']})",
-        f"untouched: no suggestion for {q['untouched']['no_suggestion']:.0%} "
+        f"untouched: no suggestion for {q['untouched']['no_suggestion']:.0%}, nothing or a "
+        f"nudge for {q['untouched']['nothing_or_nudge']:.0%} "
         f"(median best gain {q['untouched']['median_best_gain']}; enhancers suggested "
         f"{', '.join(q['untouched']['suggested_enhancers']) or 'none'})",
     ]
@@ -409,13 +537,21 @@ def table(result: dict[str, Any]) -> str:
             f"{roi['top6_within_0.05']:.0%}, {roi['median_seconds'] * 1000:.0f} ms per photo "
             f"for {roi['windows']} windows"
         )
-    sp = result["speed"]
-    lines.append(
-        f"speed: suggest_photo {sp['photo']}: median {sp['median_seconds']} s "
-        f"({sp['min_seconds']}-{sp['max_seconds']}), {sp['candidates']} candidates, "
-        f"{sp['scored']} scored ({sp['full_passes']} full passes), "
-        f"{sp['torch_threads']} torch threads, load average {sp['load_average']}"
-    )
+    if "speed" in result:
+        sp = result["speed"]
+        lines.append(
+            f"speed: suggest_photo {sp['photo']}: median {sp['median_seconds']} s "
+            f"({sp['min_seconds']}-{sp['max_seconds']}), {sp['candidates']} candidates, "
+            f"{sp['scored']} scored ({sp['full_passes']} full passes), "
+            f"{sp['torch_threads']} torch threads, load average {sp['load_average']}"
+        )
+    if "cold_start" in result:
+        cs = result["cold_start"]
+        lines.append(
+            f"cold start: `photod suggest` on the 24 MP JPEG in a new process: median "
+            f"{cs['median_wall_seconds']} s wall, {cs['median_cpu_seconds']} s CPU "
+            f"({cs['runs']} runs, load average {cs['load_average']})"
+        )
     return "\n".join(lines)
 
 
@@ -426,10 +562,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many photos")
     parser.add_argument("--quick", action="store_true", help="8 photos, 1 speed run, one RoI size")
     parser.add_argument("--workdir", type=Path, default=Path("bench-results/work"))
+    parser.add_argument(
+        "--objective",
+        choices=("edit", "model"),
+        default="edit",
+        help="edit: the edit-preference head (default); model: --model's aesthetic score",
+    )
+    parser.add_argument("--cold-runs", type=int, default=3, help="new-process runs (0: skip)")
+    parser.add_argument("--speed-runs", type=int, default=3, help="warm 24 MP runs (0: skip)")
+    parser.add_argument("--part", default="0/1", help="I/N: only photos I, I+N, ... (rows file)")
+    parser.add_argument("--rows", type=Path, default=None, help="append per-photo rows here")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="summarise the rows files of parts"
+    )
     args = parser.parse_args(argv)
-    kwargs: dict[str, Any] = {}
+    if args.merge:
+        from photod.enhancers import load_presets
+        from photod.objective import EditObjective
+
+        margin = EditObjective().default_margin
+        margin = float(load_presets()["edit_margin"] if margin is None else margin)
+        summary = summarise(merge_rows(args.merge), margin)
+        print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=1))
+        out = Path("bench-results") / "suggest_quality-merged.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=1, default=float))
+        return 0
+    index, count = (int(v) for v in args.part.split("/"))
+    kwargs: dict[str, Any] = {
+        "objective": args.objective,
+        "cold_runs": args.cold_runs,
+        "speed_runs": args.speed_runs,
+        "part": (index, count),
+        "rows_file": args.rows,
+    }
     if args.quick:
-        kwargs = {"speed_runs": 1, "roi_sizes": (320,), "roi_photos": 3}
+        kwargs.update(speed_runs=1, roi_sizes=(320,), roi_photos=3, cold_runs=1)
         args.limit = args.limit or 8
     result = run(args.workdir, args.model, args.limit, args.device, **kwargs)
     print(table(result))

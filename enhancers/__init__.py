@@ -174,7 +174,8 @@ def resolve_enhancers(names: Iterable[str] | str | None, preset: str = "default"
 def load_presets(name: str = "default") -> dict[str, Any]:
     """A search preset from presets.json: order, margins and per-enhancer parameters.
 
-    Named presets override the "default" one key by key (one level deep for `params`).
+    Named presets override the "default" one key by key (one level deep for `params` and
+    `edit_params`, the parameters the opt-in edit-preference objective uses over `params`).
     """
     data = json.loads(PRESETS_PATH.read_text())
     if name not in data:
@@ -185,9 +186,9 @@ def load_presets(name: str = "default") -> dict[str, Any]:
     if name != "default":
         override = data[name]
         for key, value in override.items():
-            if key == "params":
+            if key in ("params", "edit_params"):
                 for enhancer, params in value.items():
-                    preset["params"].setdefault(enhancer, {}).update(params)
+                    preset.setdefault(key, {}).setdefault(enhancer, {}).update(params)
             else:
                 preset[key] = value
     return preset

@@ -9,6 +9,13 @@ crop is dropped, so faces are never cut away either); and it keeps at least `min
 photo's saliency mass, so it cannot drop the subject for empty sky. Faces come from OpenCV's
 Haar cascade, saliency from opencv-contrib's spectral-residual detector; both are computed once
 per photo by the search (`detect_faces`, `saliency_map`).
+
+Besides the grid, `detected_boxes` proposes the frame inside what looks added to the photo: flat
+borders (rows/columns of one colour from an edge inward) and a seam where a strip of another
+picture was pasted beside it (a column or row whose step to its neighbour stands far above the
+photo's usual steps). With `detect_borders` (set in presets.json's `edit_params`, so for the
+opt-in edit-preference objective) these proposals join the candidates (marked `"detected"`,
+always scored); the objective decides whether they win.
 """
 
 from __future__ import annotations
@@ -153,11 +160,61 @@ def crop_boxes(width: int, height: int, context: EnhanceContext) -> list[tuple[s
     return boxes
 
 
+def _flat_run(lines: np.ndarray, tolerance: float) -> int:
+    """How many leading lines ([N, L, 3], edge first) are one flat colour (the first line's)."""
+    reference = np.median(lines[0], axis=0)
+    close = (np.abs(lines - reference).max(axis=2) <= tolerance).mean(axis=1) >= 0.97
+    return int(np.argmin(close)) if not close.all() else len(close)
+
+
+def _seams(image: np.ndarray, ratio: float) -> list[tuple[int, float]]:
+    """Columns x (between x-1 and x) whose mean step stands `ratio` times above the median."""
+    grey = image.astype(np.float32).mean(axis=2)
+    step = np.abs(np.diff(grey, axis=1)).mean(axis=0)
+    typical = float(np.median(step)) + 1.0
+    w = image.shape[1]
+    found = []
+    for lo, hi in ((0.08, 0.45), (0.55, 0.92)):
+        window = step[int(lo * w) : int(hi * w)]
+        if not len(window):
+            continue
+        x = int(np.argmax(window)) + int(lo * w)
+        if step[x] >= ratio * typical:
+            found.append((x + 1, float(step[x] / typical)))
+    return found
+
+
+def detected_boxes(
+    image: np.ndarray, tolerance: float = 10.0, seam_ratio: float = 4.0
+) -> list[Box]:
+    """Frames that drop flat borders, or a strip beyond a pasted seam, as fractions."""
+    h, w = image.shape[:2]
+    img = image.astype(np.int16)
+    half_h, half_w = h // 2, w // 2
+    top = _flat_run(img[:half_h], tolerance)
+    bottom = _flat_run(img[::-1][:half_h], tolerance)
+    left = _flat_run(img[:, :half_w].transpose(1, 0, 2), tolerance)
+    right = _flat_run(img[:, ::-1][:, :half_w].transpose(1, 0, 2), tolerance)
+    boxes: list[Box] = []
+    if max(top, bottom, left, right) >= max(2, 0.01 * min(h, w)):
+        boxes.append((left / w, top / h, 1 - right / w, 1 - bottom / h))
+    for x, _ in _seams(image, seam_ratio):
+        boxes.append((x / w, 0.0, 1.0, 1.0) if x < w / 2 else (0.0, 0.0, x / w, 1.0))
+    for y, _ in _seams(image.transpose(1, 0, 2), seam_ratio):
+        boxes.append((0.0, y / h, 1.0, 1.0) if y < h / 2 else (0.0, 0.0, 1.0, y / h))
+    return [
+        b
+        for b in boxes
+        if (b[2] - b[0]) * (b[3] - b[1]) >= 0.3 and (b[2] - b[0]) * (b[3] - b[1]) < 0.99
+    ]
+
+
 @register_enhancer("crop", kind="geometry", description="aspect ratios x scales x positions")
 def crop(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
-    """Crops at standard aspect ratios, steered by faces and saliency, with a minimum size."""
+    """Crops at standard aspect ratios, steered by faces and saliency, with a minimum size; plus
+    frames that drop detected flat borders or a pasted strip."""
     h, w = image.shape[:2]
-    return [
+    candidates = [
         Candidate(
             enhancer="crop",
             params={"aspect": aspect, "scale": scale, "box": [round(v, 4) for v in box]},
@@ -165,3 +222,21 @@ def crop(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
         )
         for aspect, scale, box in crop_boxes(w, h, context)
     ]
+    if context.params.get("detect_borders", False):
+        for box in detected_boxes(image):
+            if not _keeps_faces(box, context.faces, 0.0):
+                continue
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            candidates.append(
+                Candidate(
+                    enhancer="crop",
+                    params={
+                        "aspect": "detected",
+                        "scale": round(float(np.sqrt(area)), 3),
+                        "box": [round(v, 4) for v in box],
+                        "detected": True,
+                    },
+                    crop=box,
+                )
+            )
+    return candidates

@@ -7,6 +7,7 @@ optional. Each effective value remembers where it came from, so `photod config` 
     write_mode = "auto"               # auto, embedded, sidecar, both or none
     device = "auto"                   # auto, cpu, cuda, mps
     suggest = false                   # also compute crop/exposure suggestions
+    suggest_objective = "aesthetic"   # or "edit-preference" (the opt-in head)
 
 Environment variables are the upper-case key with a `PHOTOD_` prefix (`PHOTOD_WRITE_MODE=none`);
 lists are separated by `:` for folders and `,` for numbers.
@@ -61,6 +62,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("star_thresholds", "floats", None, "Four increasing scores for 2-5 stars."),
     Option("reject_below", "float", None, "Scores below this are rated reject (-1)."),
     Option("suggest", "bool", False, "Also compute crop/exposure suggestions."),
+    Option(
+        "suggest_objective",
+        "str",
+        "aesthetic",
+        "What suggestions maximise: the aesthetic score, or the edit-preference head (opt-in).",
+        ("aesthetic", "edit-preference"),
+    ),
     Option("group", "bool", False, "Group bursts/duplicates after each batch (photod cull)."),
     Option("settle_seconds", "float", 0.25, "A file must be unchanged this long.", minimum=0),
     Option("quiet_seconds", "float", 5.0, "Wait for a file still open this long.", minimum=0),
@@ -268,6 +276,7 @@ TEMPLATE = """\
 # star_thresholds = [2.6, 2.9, 3.3, 3.6]   # lowest score for 2, 3, 4 and 5 stars
 # reject_below = 2.0
 # suggest = false
+# suggest_objective = "aesthetic"   # or "edit-preference" (opt-in head, see models/README.md)
 # group = false                      # group bursts and near-duplicates as photos arrive
 # settle_seconds = 0.25
 # log_level = "info"
@@ -303,4 +312,8 @@ def scorer_from_settings(settings: Settings, **overrides: Any) -> Any:
         "star_mapping": star_mapping(settings),
     }
     arguments.update(overrides)
-    return Scorer(**arguments)
+    from photod.objective import use_objective
+
+    # Which objective its suggestions search with (the daemon's --suggest): aesthetic unless
+    # the settings opt in to the edit-preference head.
+    return use_objective(Scorer(**arguments), settings.suggest_objective)

@@ -155,13 +155,17 @@ def suggest_photo(
     enhancers: Sequence[str] | str | None = None,
     margin: float | None = None,
     preset: str = "default",
+    objective: str | None = None,
 ) -> Suggestion:
-    """Decode `path` once into a working copy and search it; raises `DecodeError` on bad input."""
+    """Decode `path` once into a working copy and search it; raises `DecodeError` on bad input.
+
+    `objective` ("aesthetic" or "edit-preference"; None: the scorer's own choice, aesthetic
+    unless set) is passed to `photod.objective.objective_for`."""
     from photod.decode import decode_image
 
     started = time.perf_counter()
     decoded = decode_image(path, min_side=WORKING_MIN_SIDE, max_pixels=scorer.max_pixels)
-    suggestion = suggest_pixels(decoded.pixels, scorer, enhancers, margin, preset)
+    suggestion = suggest_pixels(decoded.pixels, scorer, enhancers, margin, preset, objective)
     suggestion.path = str(path)
     suggestion.width, suggestion.height = decoded.original_size
     suggestion.seconds = time.perf_counter() - started
@@ -174,13 +178,31 @@ def suggest_pixels(
     enhancers: Sequence[str] | str | None = None,
     margin: float | None = None,
     preset: str = "default",
+    objective: str | None = None,
 ) -> Suggestion:
-    """Search edits of an HxWx3 uint8 sRGB array (orientation applied) with `scorer`."""
+    """Search edits of an HxWx3 uint8 sRGB array (orientation applied) with `scorer`.
+
+    The objective is `photod.objective.objective_for(scorer, objective)`: by default the
+    scorer's own aesthetic score with the preset's margins and parameters (the search as it
+    was); opt-in, the edit-preference head, with the margins from its card (calibrated on
+    held-out pairs) and the preset's `edit_params` (exposure ladder + refinement, more colour
+    candidates, detected borders) over its `params`.
+    """
+    from photod.objective import EditObjective, objective_for
+
     started = time.perf_counter()
+    search = objective_for(scorer, objective)
+    edit_head = isinstance(search, EditObjective)
     settings = load_presets(preset)
     names = resolve_enhancers(enhancers, preset)
-    margin = float(settings["margin"] if margin is None else margin)
-    step_margins = settings.get("step_margins", {})
+    if edit_head:
+        calibrated = search.card.get("margin", {})
+        default_margin = calibrated.get("chosen", settings.get("edit_margin", settings["margin"]))
+        step_margins = calibrated.get("step", settings.get("edit_step_margins", {}))
+    else:
+        default_margin = settings["margin"]
+        step_margins = settings.get("step_margins", {})
+    margin = float(default_margin if margin is None else margin)
     base = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
     height, width = base.shape[:2]
 
@@ -196,7 +218,10 @@ def suggest_pixels(
 
     for name in names:
         spec = get_enhancer(name)
-        context = EnhanceContext(params=dict(settings["params"].get(name, {})))
+        params = dict(settings["params"].get(name, {}))
+        if edit_head:
+            params.update(settings.get("edit_params", {}).get(name, {}))
+        context = EnhanceContext(params=params)
         if name == "crop":
             from photod.enhancers.crop import detect_faces, saliency_map
 
@@ -208,13 +233,13 @@ def suggest_pixels(
             candidates = [c for c in candidates if not c.angle]
         if not candidates:
             if pending_base:
-                base_score = current_score = float(scorer.score_pixels([current])[0][0])
+                base_score = current_score = float(search.score_pixels([current])[0][0])
                 pending_base = False
                 n_full += 1
             continue
         n_candidates += len(candidates)
         scores, shortlist, approximated = _score_candidates(
-            scorer, current, candidates, settings, pending_base
+            search, current, candidates, settings, pending_base
         )
         n_full += len(scores)
         n_scored += len(shortlist) + approximated
@@ -224,14 +249,23 @@ def suggest_pixels(
             pending_base = False
         assert current_score is not None
         best = int(np.argmax(scores))
-        gain = float(scores[best]) - current_score
+        chosen, chosen_score = shortlist[best], float(scores[best])
+        refined = _refine(spec, current, context, chosen, params)
+        if refined:
+            n_candidates += len(refined)
+            n_scored += len(refined)
+            n_full += len(refined)
+            refined_scores = search.score_pixels([c.apply(current) for c in refined])[0]
+            top = int(np.argmax(refined_scores))
+            if float(refined_scores[top]) > chosen_score:
+                chosen, chosen_score = refined[top], float(refined_scores[top])
+        gain = chosen_score - current_score
         step_margin = float(step_margins.get(spec.kind, 0.0))
-        chosen = shortlist[best]
         log.debug("%s: best %s gain %+.4f", name, chosen.params, gain)
         if gain < step_margin:
             continue
         current = chosen.apply(current)
-        current_score = float(scores[best])
+        current_score = chosen_score
         edits.append(Edit(chosen.enhancer, chosen.params, gain, current_score, dict(chosen.crs)))
         if chosen.pixel_op is not None:
             ops.append(chosen.pixel_op)
@@ -243,7 +277,7 @@ def suggest_pixels(
                 frame_angle = frame_angle or chosen.angle
 
     if pending_base:
-        base_score = current_score = float(scorer.score_pixels([current])[0][0])
+        base_score = current_score = float(search.score_pixels([current])[0][0])
         n_full += 1
     assert current_score is not None
     best_score = current_score
@@ -258,7 +292,7 @@ def suggest_pixels(
         crop=frame,
         angle=frame_angle,
         exposure_ev=exposure_ev,
-        model=getattr(scorer, "version", ""),
+        model=getattr(search, "version", ""),
         margin=margin,
         best_score=best_score,
         candidates=n_candidates,
@@ -269,6 +303,36 @@ def suggest_pixels(
         height=height,
         pixel_ops=ops,
     )
+
+
+def _refine(
+    spec: Any,
+    image: np.ndarray,
+    context: EnhanceContext,
+    chosen: Candidate,
+    params: dict[str, Any],
+) -> list[Candidate]:
+    """Candidates around the best one of a one-parameter ladder (presets.json "refine").
+
+    `"refine": {"param": "ev", "steps": [-0.12, 0.12]}` asks the enhancer again for
+    best +- each step, so a ladder of 0.25-0.4 EV still lands within about 0.1 EV of the
+    objective's optimum (a -1.2 EV photo comes back near +1.2, not at +1.0 or +1.5).
+    """
+    refine = params.get("refine")
+    if not refine:
+        return []
+    key = refine["param"]
+    value = chosen.params.get(key)
+    if not isinstance(value, (int, float)):
+        return []
+    ladder = {round(float(v), 4) for v in params.get(key, [])}
+    values = [round(value + step, 4) for step in refine["steps"]]
+    values = [v for v in values if v not in ladder and v != 0]
+    if not values:
+        return []
+    context = EnhanceContext(params={**params, key: values}, faces=context.faces)
+    context.saliency = None
+    return spec.candidates(image, context)
 
 
 def _score_candidates(
@@ -318,19 +382,25 @@ def _score_candidates(
 
 
 def spread(candidates: list[Candidate], limit: int) -> list[Candidate]:
-    """At most `limit` crops covering every aspect ratio and scale: for each (aspect, scale) the
-    one nearest the saliency centroid (the crop enhancer lists it last), then evenly spaced others."""
+    """At most `limit` crops covering every aspect ratio and scale: detected frames (flat
+    borders, pasted strips) first, then for each (aspect, scale) the one nearest the saliency
+    centroid (the crop enhancer lists it last), then evenly spaced others."""
+    detected = [c for c in candidates if c.params.get("detected")][:limit]
+    grid = [c for c in candidates if not c.params.get("detected")]
+    limit -= len(detected)
     groups: dict[tuple[Any, Any], list[Candidate]] = {}
-    for c in candidates:
+    for c in grid:
         groups.setdefault((c.params.get("aspect"), c.params.get("scale")), []).append(c)
     first = [members[-1] for members in groups.values()]
     rest = [c for members in groups.values() for c in members[:-1]]
+    if limit <= 0:
+        return detected
     if len(first) >= limit:
         step = len(first) / limit
-        return [first[int(i * step)] for i in range(limit)]
+        return detected + [first[int(i * step)] for i in range(limit)]
     room = limit - len(first)
     step = max(1.0, len(rest) / room)
-    return first + [rest[int(i * step)] for i in range(min(room, len(rest)))]
+    return detected + first + [rest[int(i * step)] for i in range(min(room, len(rest)))]
 
 
 def _roi_setup(scorer: Scorer, image: np.ndarray, boxes: Sequence[Box], size: int) -> Any:

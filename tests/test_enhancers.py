@@ -57,6 +57,10 @@ def test_presets_are_data_and_override_the_default():
     assert fast["params"]["exposure"]["ev"] == [-1.0, -0.5, 0.5, 1.0]
     # Keys the preset does not set come from the default.
     assert fast["params"]["crop"]["min_area"] == default["params"]["crop"]["min_area"]
+    # The opt-in edit-preference objective's parameters merge the same way.
+    assert fast["edit_params"]["exposure"]["ev"] == [-1.5, -0.9, -0.4, 0.4, 0.9, 1.5]
+    assert fast["edit_params"]["crop"] == default["edit_params"]["crop"] == {"detect_borders": True}
+    assert "refine" not in default["params"]["exposure"]
     with pytest.raises(EnhancerError, match="did you mean 'fast'"):
         load_presets("fats")
 

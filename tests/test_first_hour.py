@@ -24,8 +24,6 @@ from photod.cli import cli
 from tests import photos
 
 ROOT = Path(__file__).resolve().parent.parent
-# `photod serve` answers only its own Host (issue 16): the test client talks to the local address.
-LOCAL = "http://127.0.0.1"
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
@@ -124,7 +122,7 @@ def test_watch_then_serve_shows_the_indexed_folder(tmp_path: Path) -> None:
     assert lines[0].count("empty.jpg") == 1 and "empty file" in lines[0]
 
     # No --library flag: what the index holds is the library.
-    client = TestClient(create_app(WebConfig(db_path=db)), base_url=LOCAL)
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(db_path=db)))
     listed = client.get("/api/photos", params={"status": "ok"}).json()["photos"]
     assert {Path(p["path"]).name for p in listed} == {p.name for p in good}
     assert all(p["servable"] for p in listed)
@@ -164,7 +162,8 @@ def test_serve_loads_the_model_at_start(tmp_path: Path) -> None:
     scorer._lock.acquire()  # hold the load where it is, to see the page while it loads
     try:
         client = TestClient(
-            create_app(WebConfig(preload_model=True), scorer=scorer), base_url=LOCAL
+            base_url="http://127.0.0.1",
+            app=create_app(WebConfig(preload_model=True), scorer=scorer),
         )
         assert client.get("/api/status").json()["model"]["state"] == "loading"
         assert "Loading model" in client.get("/").text
@@ -178,7 +177,9 @@ def test_serve_loads_the_model_at_start(tmp_path: Path) -> None:
     assert scorer._net is not None  # loaded without any upload
     assert "Loading model" not in client.get("/").text
     # Without preloading (the library API alone), nothing loads until the first upload.
-    lazy = TestClient(create_app(WebConfig(), scorer=Scorer(device="cpu")), base_url=LOCAL)
+    lazy = TestClient(
+        base_url="http://127.0.0.1", app=create_app(WebConfig(), scorer=Scorer(device="cpu"))
+    )
     assert lazy.get("/api/status").json()["model"]["state"] == "lazy"
 
 
@@ -212,7 +213,11 @@ def test_models_and_status_show_a_version_not_the_name() -> None:
     text = CliRunner().invoke(cli, ["models"]).stdout
     for row in rows:
         assert row["version"] in text
-    status = TestClient(create_app(WebConfig()), base_url=LOCAL).get("/api/status").json()["model"]
+    status = (
+        TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig()))
+        .get("/api/status")
+        .json()["model"]
+    )
     assert status["version"] != status["name"] and status["version"]
 
 
@@ -253,7 +258,7 @@ def test_server_log_names_the_upload_not_the_temp_file(
 
     from photod.web import WebConfig, create_app
 
-    client = TestClient(create_app(WebConfig(), scorer=scorer), base_url=LOCAL)
+    client = TestClient(base_url="http://127.0.0.1", app=create_app(WebConfig(), scorer=scorer))
     with caplog.at_level(logging.DEBUG, logger="photod"):
         response = client.post("/api/score", files={"file": ("notes.jpg", b"plain text")})
     assert response.status_code == 422

@@ -120,6 +120,7 @@ def serve(
         max_pixels=int(max_megapixels * 1_000_000),
         resize_long_side=resize_px,
         star_mapping=star_mapping(settings),
+        suggest_objective=settings.suggest_objective,
         preload_model=True,  # the first upload should not wait seconds for the model
     )
     remote = not _is_loopback(host)

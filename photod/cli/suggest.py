@@ -21,8 +21,8 @@ from photod.cli.common import (
 
 
 def _search_model(fallback: str) -> str:
-    """The search's objective: photod-aesthetic-v2 (trained so a photo beats its own degraded,
-    badly cropped or padded versions) when installed, else the active scoring model."""
+    """The aesthetic search's objective: photod-aesthetic-v2 (trained so a photo beats its own
+    degraded, badly cropped or padded versions) when installed, else the active scoring model."""
     from photod.models import get_model_spec
 
     try:
@@ -104,6 +104,13 @@ def _print_human(data: dict[str, Any]) -> None:
 )
 @click.option("--force", is_flag=True, help="With --write-xmp: replace the user's crs: settings.")
 @click.option("--store", is_flag=True, help="Save each suggestion in the index (--db).")
+@click.option(
+    "--objective",
+    type=click.Choice(["aesthetic", "edit-preference"]),
+    default=None,
+    help="What the search maximises: the aesthetic score (default, config suggest_objective) "
+    "or the opt-in edit-preference head (measured, not yet the default: models/README.md).",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the available enhancers and exit.")
 @json_option
 @device_option
@@ -120,6 +127,7 @@ def suggest(
     write_xmp: bool,
     force: bool,
     store: bool,
+    objective: str | None,
     list_only: bool,
     as_json: bool,
     device: str | None,
@@ -129,8 +137,9 @@ def suggest(
 ) -> None:
     """Suggest a better crop, exposure, white balance and contrast for PHOTOS.
 
-    Every candidate is scored by the aesthetic model; a suggestion is made only when the best
-    variant beats the original by the margin. Exit status 1 when any photo failed, a failed
+    Every candidate is scored by the aesthetic model (or, with --objective edit-preference, by
+    the edit-preference head); a suggestion is made only when the best variant beats the
+    original by the margin. Exit status 1 when any photo failed, a failed
     --write-xmp included (its suggestion is still printed, with `xmp.status` "failed").
     """
     from photod.enhancers import list_enhancers, resolve_enhancers
@@ -151,11 +160,32 @@ def suggest(
     files = list(iter_photo_paths(photos, recursive=False))
     if not files:
         raise click.UsageError("no photos found in the given paths")
-    scorer = Scorer(
-        model=model or _search_model(DEFAULT_MODEL),
-        device=device or "auto",
-        batch_size=batch_size or 32,
-    )
+    from photod.objective import use_objective
+
+    if objective is None:
+        from photod.config import load_settings
+
+        objective = load_settings().suggest_objective
+    scorer: Any = None
+    if objective == "edit-preference" and model is None:
+        from photod.models.edit_preference import has_head
+
+        if has_head():
+            # The opt-in head; the scoring model is never loaded (nor timm imported).
+            from photod.objective import EditObjective
+
+            scorer = EditObjective(device=device or "auto", batch_size=batch_size or 32)
+    if scorer is None:
+        # The aesthetic search (default); with --objective edit-preference and an explicit
+        # --model, the head runs on that model's device through objective_for.
+        scorer = use_objective(
+            Scorer(
+                model=model or _search_model(DEFAULT_MODEL),
+                device=device or "auto",
+                batch_size=batch_size or 32,
+            ),
+            objective,
+        )
     db = None
     if store:
         from photod.index import open_index

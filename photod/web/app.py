@@ -93,6 +93,7 @@ class WebConfig:
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
     preload_model: bool = False  # `photod serve`: load the model in the background at start
+    suggest_objective: str = "aesthetic"  # config suggest_objective; the head is opt-in
     # Who may talk to the page (see "Access" below): the Host names it answers to besides the
     # loopback ones, the port it listens on (None: any; for tests and embedding), and the
     # access token a non-loopback server requires (None: no token, loopback only).
@@ -210,14 +211,18 @@ class _State:
         """The app's one Scorer, built on first use (torch is imported only here)."""
         with self._scorer_lock:
             if self._scorer is None:
+                from photod.objective import use_objective
                 from photod.scoring import Scorer
 
-                self._scorer = Scorer(
-                    model=self.config.model,  # None: the active model, personal ones included
-                    device=self.config.device,
-                    batch_size=8,
-                    max_pixels=self.config.max_pixels,
-                    star_mapping=self.config.star_mapping,
+                self._scorer = use_objective(
+                    Scorer(
+                        model=self.config.model,  # None: the active model, personal ones too
+                        device=self.config.device,
+                        batch_size=8,
+                        max_pixels=self.config.max_pixels,
+                        star_mapping=self.config.star_mapping,
+                    ),
+                    self.config.suggest_objective,
                 )
             return self._scorer
 

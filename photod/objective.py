@@ -1,0 +1,162 @@
+"""The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
+edit-preference head at each image's own shape (`--objective edit-preference`, config
+`suggest_objective`). The head is measured but not yet good enough to be the default: on
+benchmarks/suggest_quality.py it leaves untouched good photos alone 28 % of the time (the
+aesthetic objective 74 %).
+
+`EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
+edit-preference head (models/edit_preference.py) over the MLSP features of one backbone pass per
+candidate, each candidate resized to its shape bucket (short side 224 px, long side one of a few
+fixed sizes: models/buckets.py), never squashed to a square. Batches hold one shape each. The
+model loads on first use without importing timm or torchvision (models/lite.py), which is most
+of what a new `photod suggest` process used to spend before its first photo.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photod.decode import DEFAULT_MAX_PIXELS
+
+log = logging.getLogger("photod")
+
+
+class EditObjective:
+    """Scores versions of one photo with the edit-preference head (higher = better)."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        model_file: Path | None = None,
+    ) -> None:
+        from photod.models.edit_preference import DEFAULT_MODEL_FILE, read_card
+
+        self.model_file = model_file or DEFAULT_MODEL_FILE
+        self.card = read_card(self.model_file)
+        self.requested_device = device
+        self.batch_size = max(1, batch_size)
+        self.max_pixels = max_pixels
+        self._net: Any = None
+        self._device: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return str(self.card["version"])
+
+    @property
+    def default_margin(self) -> float | None:
+        """The "suggest nothing" margin calibrated for this head (its card), if any."""
+        value = self.card.get("margin", {}).get("chosen")
+        return None if value is None else float(value)
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from photod.scoring import resolve_device
+
+            self._device = resolve_device(self.requested_device)
+        return self._device
+
+    @property
+    def net(self) -> Any:
+        with self._lock:
+            if self._net is None:
+                from photod.models.edit_preference import load_edit_model
+
+                log.info("loading edit-preference model %s on %s", self.version, self.device)
+                self._net = load_edit_model(self.model_file, self.device)
+            return self._net
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """MLSP features [N, 2848] of HxWx3 uint8 arrays, each at its bucket shape."""
+        return self._run(images)
+
+    def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""
+        feats = self._run(images)
+        if not len(feats):
+            return np.zeros(0, np.float32), feats
+        import torch
+
+        with torch.inference_mode():
+            head = self.net.head
+            scores = head(torch.from_numpy(feats).to(head.feature_mean.device)).cpu().numpy()
+        scores = scores.reshape(-1)
+        return scores.astype(np.float32), feats
+
+    def _run(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from photod.models.buckets import group_by_bucket, resize_to_bucket
+
+        net = self.net
+        out = np.zeros((len(images), 2848), np.float32)
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        with torch.inference_mode():
+            for indices in group_by_bucket(images).values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start : start + self.batch_size]
+                    stacked = np.stack([resize_to_bucket(images[i][..., :3]) for i in chunk])
+                    x = torch.from_numpy(stacked).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                    feats, _ = net.backbone.features(x.to(self.device, dtype=dtype))
+                    out[chunk] = feats.float().cpu().numpy()
+        return out
+
+
+OBJECTIVES = ("aesthetic", "edit-preference")
+DEFAULT_OBJECTIVE = "aesthetic"
+
+
+def use_objective(scorer: Any, objective: str) -> Any:
+    """Remember on `scorer` which objective its suggestions search with ("aesthetic": its own
+    score, the default; "edit-preference": the head, opt-in); returns the scorer."""
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown suggest objective {objective!r} (known: {', '.join(OBJECTIVES)})"
+        )
+    scorer.suggest_objective = objective
+    return scorer
+
+
+def objective_for(scorer: Any, objective: str | None = None) -> Any:
+    """The search objective for `scorer`.
+
+    `objective` (else the scorer's `suggest_objective`, set by `use_objective` or
+    `photod.config.scorer_from_settings`, else "aesthetic") picks it: "aesthetic" is the scorer
+    itself (its aesthetic score, the default); "edit-preference" is an EditObjective on the same
+    device, cached on the scorer, when the head is installed (else the scorer, logged). An
+    EditObjective passed in is its own objective.
+    """
+    if isinstance(scorer, EditObjective) or not hasattr(scorer, "spec"):
+        return scorer
+    if objective is None:
+        objective = getattr(scorer, "suggest_objective", None) or DEFAULT_OBJECTIVE
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown suggest objective {objective!r} (known: {', '.join(OBJECTIVES)})"
+        )
+    if objective != "edit-preference":
+        return scorer
+    cached = getattr(scorer, "_edit_objective", None)
+    if cached is not None:
+        return cached
+    from photod.models.edit_preference import has_head
+
+    if not has_head():
+        log.warning("edit-preference head not installed; suggestions use the aesthetic score")
+        return scorer
+    edit = EditObjective(
+        device=scorer.requested_device, batch_size=scorer.batch_size, max_pixels=scorer.max_pixels
+    )
+    scorer._edit_objective = edit
+    return edit
