@@ -266,3 +266,33 @@ def test_daemon_keeps_the_stars_cull_wrote(tmp_path: Path):
             assert row["stars"] == applied[path.name]
     finally:
         db.close()
+
+
+def test_the_next_scan_keeps_the_stars_score_write_wrote(tmp_path: Path):
+    """`photod score --write` (here: stars relative to the shoot) updates the index row it
+    rewrote, so the daemon's next scan takes the file as unchanged and keeps those stars."""
+    folder = tmp_path / "import"
+    folder.mkdir()
+    samples = ["chelsea", "coffee", "rocket", "astronaut", "camera", "cat"]
+    for i, sample in enumerate(samples):
+        photos.write_jpeg(folder / f"p{i}.jpg", photos.real_photo(sample, 0.3))
+    db_path = tmp_path / "index.db"
+    first = {Path(r["path"]).name: r["stars"] for r in run_once(str(folder), "--db", str(db_path))}
+    assert len(first) == len(samples)
+    out = subprocess.run(
+        [PHOTOD, "score", str(folder), "--write", "--stars", "relative", "--json",
+         "--device", "cpu", "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    written = {Path(r["path"]).name: r["stars"] for r in map(json.loads, out.stdout.splitlines())}
+    assert any(written[n] != first[n] for n in written), (written, first)
+    rows = {Path(r["path"]).name: r for r in open_index(db_path).query("SELECT * FROM photos")}
+    for name, stars in written.items():
+        assert rows[name]["stars"] == stars
+        assert rows[name]["size"] == (folder / name).stat().st_size
+    assert run_once(str(folder), "--db", str(db_path)) == []  # nothing looks changed
+    for name, stars in written.items():
+        assert _ratings(folder / name)["XMP-xmp:Rating"] == stars, name

@@ -57,6 +57,19 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def index_if_any(settings: Any) -> Any:
+    """The index (`db` setting, else the default one) when it exists, else None: a command that
+    writes metadata outside the daemon keeps an existing index in step (`record_own_write`), so a
+    running daemon does not take photod's own write for the user's and undo it."""
+    from pathlib import Path
+
+    from photod.index import open_index
+    from photod.paths import default_db_path
+
+    path = Path(settings.db) if settings.db else default_db_path()
+    return open_index(path) if path.exists() else None
+
+
 def library_errors(func: F) -> F:
     """Turn photod's own errors into a clean one-line CLI error (exit 1)."""
 

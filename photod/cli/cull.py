@@ -25,6 +25,7 @@ from photod.cli.common import (
     db_option,
     device_option,
     emit_json,
+    index_if_any,
     json_option,
     library_errors,
     model_option,
@@ -231,17 +232,6 @@ def apply_marks(
     return outcomes
 
 
-def _index_if_any(settings: Any) -> Any:
-    """The index (`db` setting, else the default one) when it exists: marks keep it in step."""
-    from pathlib import Path
-
-    from photod.index import open_index
-    from photod.paths import default_db_path
-
-    path = Path(settings.db) if settings.db else default_db_path()
-    return open_index(path) if path.exists() else None
-
-
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
@@ -335,7 +325,7 @@ def cull(
     }
     outcomes: list[dict[str, Any]] = []
     if apply:
-        db = _index_if_any(settings)
+        db = index_if_any(settings)
         try:
             outcomes = apply_marks(
                 groups, mark, best_label, reject_label, demote, scorer.version, force, db

@@ -12,8 +12,10 @@ import click
 
 from photod.cli.common import (
     batch_size_option,
+    db_option,
     device_option,
     echo_above,
+    index_if_any,
     json_option,
     library_errors,
     model_option,
@@ -75,6 +77,7 @@ class _ScoreCommand(click.Command):
 @device_option
 @batch_size_option
 @model_option
+@db_option
 @library_errors
 def score(
     paths: tuple[str, ...],
@@ -87,6 +90,7 @@ def score(
     device: str | None,
     batch_size: int | None,
     model: str | None,
+    db_path: str | None,
 ) -> None:
     """Score photos (files or folders) for aesthetic quality; print score and stars.
 
@@ -97,7 +101,8 @@ def score(
     deliberately kept), 1 when any failed, a rating write included (the rest are still done), 2
     for usage errors (a path that does not exist, a folder without photos). With --json each
     row's `write_status` is written, skipped (reason in metadata.skipped) or failed
-    (metadata.error).
+    (metadata.error). A photo the index (--db, else the default one, when it exists) already
+    knows gets the rating written in its row, so that a running daemon keeps it.
     """
     from photod.scoring import iter_photo_paths
 
@@ -111,8 +116,11 @@ def score(
 
     # Flags win over PHOTOD_* variables, which win over config.toml. A model of None means the
     # active model (`photod models --use`, a winning personal model, or the shipped default).
-    settings = load_settings(cli={"device": device, "batch_size": batch_size, "model": model})
+    settings = load_settings(
+        cli={"device": device, "batch_size": batch_size, "model": model, "db": db_path}
+    )
     scorer = scorer_from_settings(settings)
+    index_db = index_if_any(settings) if writer is not None else None
     failures = 0
     absolute: dict[str, int | None] = {}
 
@@ -128,6 +136,13 @@ def score(
             row["metadata"] = job.result()
             row["write_status"] = row["metadata"]["status"]
             failures += row["write_status"] == "failed"
+            if index_db is not None and row["metadata"]["written"]:
+                from photod.pipeline import record_own_write
+
+                record_own_write(
+                    index_db, result.path, row["metadata"]["written"],
+                    score=result.score, stars=result.stars, model=result.model,
+                )  # fmt: skip
             note = _RatingWriter.describe(row["metadata"])
         if as_json:
             echo_above(bar, json.dumps(row, ensure_ascii=False, default=str))

@@ -13,6 +13,7 @@ from photod.cli.common import (
     db_option,
     device_option,
     emit_json,
+    index_if_any,
     json_option,
     library_errors,
     model_option,
@@ -186,17 +187,22 @@ def suggest(
             ),
             objective,
         )
-    db = None
+    db = index_db = None
     if store:
         from photod.index import open_index
 
-        db = open_index(db_path)
+        db = index_db = open_index(db_path)
+    elif write_xmp:
+        from photod.config import load_settings
+
+        index_db = index_if_any(load_settings(cli={"db": db_path}))
     failures = 0
     with progress_bar(len(files)) as bar:
         for path in files:
             failures += _suggest_one(
-                path, scorer, names, margin, preset, apply_dir, write_xmp, force, db, as_json, bar
-            )
+                path, scorer, names, margin, preset, apply_dir, write_xmp, force, db, index_db,
+                as_json, bar,
+            )  # fmt: skip
             bar.update(1)
     if failures:
         sys.exit(1)
@@ -212,10 +218,12 @@ def _suggest_one(
     write_xmp: bool,
     force: bool,
     db: Any,
+    index_db: Any,
     as_json: bool,
     bar: Any,
 ) -> int:
-    """Suggest for one photo and print it; 1 when it failed (reported), else 0."""
+    """Suggest for one photo and print it; 1 when it failed (reported), else 0. `db`: where the
+    suggestion is stored (--store); `index_db`: the index kept in step with an XMP write."""
     from photod.errors import PhotodError
     from photod.suggest import suggest_photo
 
@@ -234,10 +242,10 @@ def _suggest_one(
                 outcome = write_develop(path, suggestion, force=force)
                 data["xmp"] = {**outcome.to_dict(), "error": None}
                 data["xmp"]["status"] = "written" if outcome.written else "skipped"
-                if db is not None:
+                if index_db is not None:
                     from photod.pipeline import record_own_write
 
-                    record_own_write(db, path, outcome.written)
+                    record_own_write(index_db, path, outcome.written)
             except PhotodError as exc:  # the suggestion stands; only its XMP is missing
                 failed = 1
                 data["xmp"] = {"path": str(path), "written": [], "skipped": None,
