@@ -160,3 +160,35 @@ def test_missed_events_are_recovered_and_unwatchable_folders_logged(
     assert by_path[str(late)].action == "scored", caplog.text[-3000:]
     assert "reconciliation scan: 1 photos to process" in caplog.text
     assert in_watchdog == []
+
+
+def test_an_inotify_queue_overflow_triggers_a_reconciliation_scan(tmp_path: Path):
+    """A real overflow: the daemon is stopped (SIGSTOP) while more events than the kernel queues
+    (fs.inotify.max_queued_events) arrive, then two photos; their events are dropped by the
+    kernel. On SIGCONT the daemon reads the overflow marker and rescans at once (the periodic
+    scan is an hour away), so both photos are scored."""
+    import os
+
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    folder = tmp_path / "import"
+    folder.mkdir()
+    filler = folder / "filler"
+    filler.mkdir()
+    db_path = tmp_path / "index.db"
+    with DaemonProcess([folder], db_path, env={"PHOTOD_RESCAN_INTERVAL": "3600"}) as daemon:
+        daemon.wait_ready()
+        daemon.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(limit + 1000):  # each file: at least a create and a close event
+                os.close(os.open(filler / f"{i}.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+            lost = [
+                photos.write_jpeg(folder / "lost-1.jpg", photos.real_photo("chelsea", 0.4)),
+                photos.write_jpeg(folder / "lost-2.jpg", photos.real_photo("rocket", 0.4)),
+            ]
+        finally:
+            daemon.proc.send_signal(signal.SIGCONT)
+        for path in lost:
+            daemon.wait_result(path, timeout=120)
+        assert "inotify queue overflow: a reconciliation scan follows" in daemon.log_text()
+        assert [r["action"] for r in daemon.results_for(lost[0])] == ["scored"]
+        assert daemon.stop() == 0
