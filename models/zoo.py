@@ -3,12 +3,15 @@
 Building one imports torch; listing them does not.
 
 - `photod-aesthetic-v1`: frozen ImageNet EfficientNet-Lite0, MLSP features, MLP head on PARA means.
-- `photod-aesthetic-v2` (default): the same frozen features, a linear head fitted by ridge
+- `photod-aesthetic-v2`: the same frozen features, a linear head fitted by ridge
   regression on PARA means plus synthetic preference pairs (models/README.md,
   training/train_linear.py).
 - `photod-aesthetic-v3`: stages 5-6 and the head convolution of the same backbone fine-tuned from
   v2 with PARA means plus 12,000 synthetic preference pairs (training/finetune.py): the best at
   "a photo beats its own degraded version", the objective `photod suggest` uses.
+- `photod-aesthetic-v4` (default): stages 0-3 of the ImageNet backbone frozen, stages 4-6 and the
+  head convolution fine-tuned on all 18,000 PARA training images with a pair loss over synthetic
+  degradations, a linear head on the MLSP features (training/finetune_v4.py).
 - `personal*`: a shipped model plus a linear correction learned from the user's own ratings
   (`photod train --from-ratings`, training/personal.py); the file holds only the correction head,
   the card names the base model.
@@ -47,6 +50,8 @@ SHIPPED = {
     "synthetic preference pairs",
     "photod-aesthetic-v3": "EfficientNet-Lite0 with fine-tuned late stages + MLSP linear head, "
     "PARA means + 12,000 synthetic preference pairs",
+    "photod-aesthetic-v4": "EfficientNet-Lite0, stages 4-6 fine-tuned on 18,000 PARA photos + "
+    "synthetic preference pairs, MLSP linear head",
 }
 for _name, _description in SHIPPED.items():
     register_model(_name, description=_description, weights=f"{_name}.safetensors")(_shipped(_name))

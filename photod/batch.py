@@ -534,6 +534,7 @@ def run_batch(
     if not plan.todo:
         summary.wall_s = time.perf_counter() - started
         return summary
+    todo = plan.todo
     scorer_kwargs = _scorer_kwargs(options)
     ray = _ray()
     started_ray = not ray.is_initialized()
@@ -559,8 +560,22 @@ def run_batch(
     finally:
         if started_ray:
             ray.shutdown()
+    _recount(summary, folder, todo)
     summary.wall_s = time.perf_counter() - started
     return summary
+
+
+def _recount(summary: BatchSummary, folder: Path, todo: Sequence[str]) -> None:
+    """Count this run's photos from the shards on disk, not from the shard reports that reached
+    the driver: after a job restart, a shard the failed attempt wrote may never have been
+    reported (and is not done again), and a task Ray retried may have written its photos twice.
+    Stage times stay as reported."""
+    wanted = set(todo)
+    rows = [r for r in read_results(folder, ["status"]).to_pylist() if r["path"] in wanted]
+    summary.photos = len(rows)
+    summary.ok = sum(r["status"] == "ok" for r in rows)
+    summary.errors = sum(r["status"] == "error" for r in rows)
+    summary.skipped = sum(r["status"] == "skipped" for r in rows)
 
 
 def _ray() -> Any:

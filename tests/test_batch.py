@@ -276,3 +276,62 @@ def test_import_keeps_newer_index_rows_and_reads_newest_shard_row(tmp_path: Path
     assert get_by_path(db, "/a.jpg")["score"] == 3.5
     assert get_by_path(db, "/b.jpg")["score"] == 4.0  # the index saw a later version of b
     assert import_results(db, out)["unchanged"] == 1
+
+
+@pytest.mark.slow
+def test_serve_and_cull_work_on_an_imported_batch_run(
+    ray_session, archive: Path, tmp_path: Path
+) -> None:
+    """The index a batch run fills is the ordinary one: the web page lists and shows its photos,
+    and `photod cull --apply` keeps its rows in step with the stars it writes."""
+    from starlette.testclient import TestClient
+
+    from photod.cli import cli
+    from photod.index import open_index
+    from photod.web import WebConfig, create_app
+    from tests import cull_set
+
+    folder = _copy(archive, tmp_path)
+    cull_set.build_cull_set(tmp_path / "shoot")
+    burst = [shutil.copy2(p, folder) for p in sorted((tmp_path / "shoot").glob("b*.jpg"))]
+    out, db_path = tmp_path / "out", tmp_path / "index.db"
+    runner = CliRunner()
+    args = ["batch", str(folder), "--out", str(out), "--index", str(db_path), "--json"]
+    result = runner.invoke(cli, [*args, "--no-progress"])
+    assert result.exit_code == 1, result.output  # the three bad files
+    rows = _rows(out)
+
+    app = create_app(WebConfig(db_path=db_path, library_roots=[folder]))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        listed = client.get("/api/photos", params={"limit": 50}).json()
+        by_name = {p["filename"]: p for p in listed["photos"]}
+        assert set(by_name) == set(rows)
+        for name, row in rows.items():
+            assert by_name[name]["status"] == row["status"]
+            assert by_name[name]["score"] == row["score"]
+        best = max((r for r in rows.values() if r["score"] is not None), key=lambda r: r["score"])
+        top = client.get("/api/photos", params={"status": "ok", "limit": 1}).json()["photos"]
+        assert top[0]["path"] == best["path"]
+        thumb = client.get("/thumbs", params={"path": best["path"], "size": 320})
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+    culled = runner.invoke(
+        cli,
+        ["cull", str(folder), "--apply", "--mark", "stars", "--json", "--device", "cpu"],
+        env={"PHOTOD_DB": str(db_path)},
+    )
+    assert culled.exit_code == 0, culled.output
+    applied = [
+        r for r in map(json.loads, culled.output.splitlines()) if r.get("applied") and "stars" in r
+    ]
+    assert {Path(r["path"]).name for r in applied} == {Path(p).name for p in burst}
+    db = open_index(db_path)
+    try:
+        for outcome in applied:
+            row = db.execute(
+                "SELECT stars, mtime_ns FROM photos WHERE path = ?", [outcome["path"]]
+            ).fetchone()
+            assert row[0] == outcome["stars"]
+            assert row[1] == Path(outcome["path"]).stat().st_mtime_ns
+    finally:
+        db.close()

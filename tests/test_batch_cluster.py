@@ -174,6 +174,8 @@ def test_two_node_cluster_losing_a_node_mid_run_still_scores_every_photo(
         assert job.returncode == 0, stderr[-3000:]
         summary = _summary(stdout)
         assert summary["listed"] == PHOTOS and summary["errors"] == 0
+        # Counted from the shards on disk: every photo once, whatever was retried.
+        assert summary["photos"] == summary["ok"] == PHOTOS, summary
         assert _check_exactly_once(out, archive) >= PHOTOS  # a retried task may repeat rows
     finally:
         cluster.shutdown()

@@ -438,6 +438,7 @@ def export(net, out, report, history, args, y_mean, y_std, n_train, n_pairs, dat
         "heads": {"rating": {"kind": "linear", "metrics": {**metrics, "pairs": pair_acc}}},
         "star_thresholds": list(thresholds_from_scores(pred)),
         "history": history["epochs"],
+        "steps": history["steps"],
         "final": history["final"],
     }
     write_model(out, state, card)

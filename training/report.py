@@ -3,11 +3,12 @@
     python -m photod.training.report [--out training/reports]
 
 Everything is measured on the validation sessions of para-train (never trained on):
-- photod-aesthetic-v2, -v3 (fine-tuned stages run on the cached stage-0-3 trunk) and -v1 (SRCC,
-  PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
+- photod-aesthetic-v4 (the default), -v2, -v3 (fine-tuned stages run on the cached stage-0-3
+  trunk) and -v1 (SRCC, PLCC, top-vs-bottom-20 % accuracy/precision/recall/F1);
 - the paper's baselines (Table I/II): linear SVM, RBF SVM and random forest on frozen ImageNet
   MLSP features, trained on the top/bottom 20 % of the training sessions; ridge regressions on the
   same features and on handcrafted properties (saturation, sharpness, contrast, exposure, ...);
+  a small MLP (one hidden layer of 512) regressing the means on the same frozen features;
 - synthetic-pair accuracy per degradation on good validation photos, for every model above that
   gives a score;
 - an end-to-end check: the shipped v2 file loaded by `Scorer` and run on decoded pixels must agree
@@ -46,43 +47,70 @@ VAL_PAIR_PHOTOS = 150
 # --- Figures ---------------------------------------------------------------------------------------
 
 
-def learning_curves_png(history: dict[str, Any], out: Path) -> None:
-    """Fig. 3: training losses per epoch of every head; validation metrics of the first head."""
+def fine_tune_card(model: str) -> dict[str, Any]:
+    """The model card of `model` (its per-epoch validation is `history`, its losses `steps`)."""
+    from photod.models.registry import get_model_spec
+
+    card_path = Path(get_model_spec(model).weights).with_suffix(".json")
+    return json.loads(card_path.read_text()) if card_path.exists() else {}
+
+
+def fine_tune_curves_png(card: dict[str, Any], out: Path) -> None:
+    """Fig. 3 for a fine-tuned model: training losses by step, validation metrics by epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
-    for k, curve in enumerate(history.get("curves", [])):
-        e = [r["epoch"] for r in curve]
-        style = "-" if k == 0 else ":"
-        axes[0].plot(
-            e, [r["mse"] for r in curve], "C0" + style, lw=1, label="MSE" if not k else None
-        )
-        axes[0].plot(
-            e, [r["pair"] for r in curve], "C1" + style, lw=1, label="pair" if not k else None
-        )
-        axes[0].plot(
-            e, [r["rank"] for r in curve], "C2" + style, lw=1, label="rank" if not k else None
-        )
-    axes[0].set_xlabel("epoch")
-    axes[0].set_title("training losses (dotted: other ensemble members)")
-    axes[0].legend(fontsize=8)
-    first = [r for r in (history.get("curves") or [[]])[0] if "srcc" in r]
-    if first:
-        e = [r["epoch"] for r in first]
-        axes[1].plot(e, [r["srcc"] for r in first], "o-", label="val SRCC")
-        axes[1].plot(e, [r["train_srcc"] for r in first], "o--", label="train SRCC")
-        axes[1].plot(e, [r["top_bottom_accuracy"] for r in first], "s-", label="val top/bottom acc")
-        axes[1].plot(e, [r["val_pair_accuracy"] for r in first], "^-", label="val pair acc")
-        axes[1].set_xlabel("epoch")
-        axes[1].set_title("validation (first head)")
-        axes[1].legend(fontsize=8)
-        axes[1].grid(alpha=0.3)
+    steps = card.get("steps", [])
+    if steps:
+        x = [r["step"] for r in steps]
+        axes[0].plot(x, [r["mse"] for r in steps], "C0-", lw=1, label="MSE (z units)")
+        axes[0].plot(x, [r["pair"] for r in steps], "C1-", lw=1, label="pair margin loss")
+        axes[0].set_xlabel("step (batch of 64 + 16 pairs)")
+        axes[0].legend(fontsize=8)
+    axes[0].set_title(f"{card.get('name', '')}: training losses")
+    epochs = card["history"]
+    e = [r["epoch"] for r in epochs]
+    axes[1].plot(e, [r["srcc"] for r in epochs], "o-", label="val SRCC")
+    axes[1].plot(e, [r["plcc"] for r in epochs], "o-", label="val PLCC")
+    axes[1].plot(e, [r["train_srcc"] for r in epochs], "o--", label="train SRCC (500 photos)")
+    axes[1].plot(e, [r["top_bottom_accuracy"] for r in epochs], "s-", label="val top/bottom acc")
+    axes[1].plot(e, [r["val_pairs"]["all"] for r in epochs], "^-", label="val pair acc")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_title("validation after each epoch (raw weights)")
+    axes[1].legend(fontsize=7)
+    axes[1].grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+def mlp_baseline(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, Any]:
+    """A small MLP on the frozen MLSP features (512 hidden units, early stopping, seed 0)."""
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from photod.training.evaluate import score_report
+
+    model = make_pipeline(
+        StandardScaler(),
+        MLPRegressor(
+            hidden_layer_sizes=(512,),
+            alpha=1e-2,
+            learning_rate_init=1e-3,
+            batch_size=256,
+            early_stopping=True,
+            max_iter=60,
+            random_state=0,
+        ),
+    )
+    model.fit(x_train, y_train)
+    return score_report(model.predict(x_test), y_test)
 
 
 def contact_sheet(paths: list[Path], out: Path, thumb: int = 56, columns: int = 10) -> None:
@@ -336,6 +364,12 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
         )
     baseline_cache.write_bytes(pickle.dumps((base_rows, extra)))
     rows.update(base_rows)
+    mlp_cache = CACHE / f"para-mlp-baseline-t{TRUNK_STAGES}.pkl"
+    if mlp_cache.exists():
+        rows["MLP (frozen features)"] = pickle.loads(mlp_cache.read_bytes())
+    else:
+        rows["MLP (frozen features)"] = mlp_baseline(frozen[tr], y[tr], frozen[va], y[va])
+        mlp_cache.write_bytes(pickle.dumps(rows["MLP (frozen features)"]))
     for name in ("ridge (frozen features)", "ridge (handcrafted)"):
         kind = "frozen" if "frozen" in name else "hand"
         orig = extra[f"orig_{kind}"][name]
@@ -351,11 +385,12 @@ def run(out: Path, models: list[str]) -> dict[str, Any]:
     order = np.argsort(val_pred[models[0]])
     contact_sheet([paths[va[i]] for i in order[::-1][:100]], out / "best-100.png")
     contact_sheet([paths[va[i]] for i in order[:100]], out / "worst-100.png")
-    history_path = REPO / ".cache" / "checkpoints" / "v2-head" / "history.json"
-    if history_path.exists():
-        history = json.loads(history_path.read_text())
-        learning_curves_png(history, out / "learning-curves.png")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+    card = fine_tune_card(models[0])
+    if card.get("history"):
+        fine_tune_curves_png(card, out / "learning-curves.png")
+        (out / "history.json").write_text(
+            json.dumps({"epochs": card["history"], "steps": card.get("steps", [])}, indent=1)
+        )
 
     result = {
         "split": {"train_images": int(len(tr)), "val_images": int(len(va))},
@@ -441,10 +476,9 @@ The shipped safetensors file loaded through `Scorer`, scoring decoded pixels (no
 
 ## Figures
 
-- `learning-curves.png` (as the paper's Fig. 3): losses and validation metrics per epoch of an
-  MLP head run of `training/train_v2.py` (fresh head, MSE + rank + pairs, 25 epochs): train SRCC
-  climbs to 0.99 while validation stays near 0.74 — why the shipped v2 is a closed-form ridge
-  head, which has no epochs (`models/README.md` compares the runs).
+- `learning-curves.png` (as the paper's Fig. 3): {models[0]}'s training losses by step and its
+  validation SRCC, PLCC, top/bottom accuracy and pair accuracy after each epoch, beside its
+  training SRCC (from the model card; `history.json` holds the numbers).
 - `best-100.png`, `worst-100.png` (as Fig. 4): the 100 best and 100 worst validation photos by
   {models[0]}.
 
@@ -467,7 +501,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["photod-aesthetic-v2", "photod-aesthetic-v3", "photod-aesthetic-v1"],
+        default=[
+            "photod-aesthetic-v4",
+            "photod-aesthetic-v2",
+            "photod-aesthetic-v3",
+            "photod-aesthetic-v1",
+        ],
     )
     args = parser.parse_args(argv)
     return run(args.out, args.models)
