@@ -105,3 +105,24 @@ def test_finetune_v4_trains_exports_and_resumes(tiny_para, tmp_path, monkeypatch
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     assert first["epoch"] == 1 and second["epoch"] == 2
     assert len(list((tmp_path / "ckpt").glob("step-*.pt"))) <= 2
+
+    # The head refit on the trained features: a new linear head, the card says so, it loads.
+    from photod.training import refit_head
+
+    cache_args = _args(tmp_path, cache)  # where the caches are, how many pair photos
+    before = load_file(str(out))
+    result = refit_head.main(["--model", str(out), "--write", *cache_args])
+    after = load_file(str(out))
+    assert not torch.equal(before["head.linear.weight"], after["head.linear.weight"])
+    assert torch.equal(
+        before["backbone.blocks.5.0.conv_pw.weight"], after["backbone.blocks.5.0.conv_pw.weight"]
+    )
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["head_refit"]["alpha"] == result["chosen"]["alpha"]
+    assert card["metrics"]["srcc"] == round(result["refit_head"]["srcc"], 4)
+    assert card["star_thresholds"] == sorted(card["star_thresholds"])
+    refit = AestheticNet()
+    load_weights(refit, out)
+    with torch.inference_mode():
+        rescored = refit.eval()(to_tensor(pixels)).numpy()
+    assert 0.5 < float(np.mean(rescored)) < 6.0 and not np.allclose(rescored, full)

@@ -50,6 +50,7 @@ DEFAULT_OUT = REPO / "models" / "weights" / "photod-aesthetic-v4.safetensors"
 DEFAULT_CHECKPOINTS = REPO / ".cache" / "checkpoints" / "v4"
 # How often each degradation kind is drawn for the pair loss (relative): the kinds frozen
 # ImageNet features miss most get more.
+HEAD_FEATURES = 1280  # the pooled head features: the last part of the MLSP vector
 KIND_WEIGHT = {"overexposed": 3.0, "colour_cast": 2.0, "underexposed": 1.5, "noise": 1.5}
 
 
@@ -231,6 +232,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.manual_seed(args.seed)
     net = build_net(maps[train_idx], stats[train_idx]).to(device)
+    if args.head_features == "pooled":
+        # The head reads only the pooled 1280 features (the MLSP statistics get zero weight and
+        # zero gradient): the file format stays the same, `refit_head` may use them later.
+        mask = torch.zeros(net.head.linear.weight.shape[1], device=device)
+        mask[-HEAD_FEATURES:] = 1.0
+        with torch.no_grad():
+            net.head.linear.weight.mul_(mask)
+        net.head.linear.weight.register_hook(lambda grad: grad * mask)
     groups = param_groups(net, args.backbone_lr, args.head_lr)
     optimiser = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_idx) // args.batch_size
@@ -454,6 +463,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--head-lr", type=float, default=1.5e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.1, help="share of the steps warming up")
+    p.add_argument(
+        "--head-features",
+        choices=("mlsp", "pooled"),
+        default="mlsp",
+        help="what the linear head reads while the backbone trains: the whole MLSP vector, "
+        "or the pooled 1280 features only",
+    )
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--pair-weight", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.995)
