@@ -23,6 +23,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a shipped model must be readable by all
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
