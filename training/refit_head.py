@@ -98,17 +98,12 @@ def inner_split(groups: list[str]) -> np.ndarray:
     )
 
 
-def kind_accuracy(wins: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
-    result = {str(k): float(wins[kinds == k].mean()) for k in dict.fromkeys(kinds.tolist())}
-    result["all"] = float(wins.mean())
-    return result
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from photod.models.aesthetic import AestheticNet, LinearHead, load_weights
     from photod.stars import thresholds_from_scores
+    from photod.training.evaluate import pair_accuracy
     from photod.training.finetune_v4 import KIND_WEIGHT, load_caches
     from photod.training.finetune_v4 import parser as finetune_parser
     from photod.training.metrics import regression_report, srcc
@@ -164,7 +159,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        args.margin, alpha, lam)  # fmt: skip
             check, pair_check = (held, pair_held) if held.any() else (~held, ~pair_held)
             inner = srcc(x_tr[check] @ w + b, y_tr[check])
-            acc = kind_accuracy(dx[pair_check] @ w > 0, kinds[pair_check])
+            # A pair's margin dx . w against 0: the original wins when it is positive.
+            n_check = int(pair_check.sum())
+            acc = pair_accuracy(
+                dx[pair_check] @ w, np.zeros(n_check), kinds[pair_check], np.arange(n_check)
+            )
             worst = min(v for k, v in acc.items() if k != "all")
             grid.append({"alpha": alpha, "lam": lam, "inner_srcc": inner, "inner_pairs": acc,
                          "worst_kind": worst})  # fmt: skip
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def report(pred_va, pred_orig, pred_deg) -> dict[str, Any]:
         out = regression_report(pred_va, targets[va])
-        out["val_pairs"] = kind_accuracy(pred_orig[origin] > pred_deg, labels)
+        out["val_pairs"] = pair_accuracy(pred_orig, pred_deg, labels, origin)
         return out
 
     with torch.inference_mode():

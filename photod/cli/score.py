@@ -175,6 +175,8 @@ def score(
                 report(bar, *pending.popleft())
         while pending:
             report(bar, *pending.popleft())
+    if index_db is not None:
+        index_db.close()
     if failures:
         sys.exit(1)
 
