@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: photod's (8 on CPU, 64 on GPU)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="repetitions for median/min/max")
     parser.add_argument("--photos", type=int, default=200, help="JPEGs for throughput")
     parser.add_argument("--naive-photos", type=int, default=24, help="JPEGs the naive run uses")
@@ -110,7 +112,7 @@ def quick(args: argparse.Namespace) -> None:
     args.runs = 1
     args.samples = 1
     args.burst_files = min(args.burst_files, 8)
-    args.batch_size = min(args.batch_size, 4)
+    args.batch_size = min(args.batch_size or 4, 4)
 
 
 def run_own(name: str, args: argparse.Namespace) -> dict[str, Any]:

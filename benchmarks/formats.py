@@ -20,7 +20,7 @@ def run(
     scale: float = 1.0,
     runs: int = 3,
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
     from benchmarks.throughput import make_scorer

@@ -178,7 +178,7 @@ def suggest_latency(
     jpegs: inputs.JpegSet,
     runs: int = 3,
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
     """`suggest_photo` on a 24 MP photo: seconds, candidates, candidates per second."""
@@ -214,7 +214,7 @@ def run(
     samples: int = 5,
     size: tuple[int, int] = inputs.DEFAULT_SIZE,
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     settle_values: tuple[float | None, ...] = (None, 0.2),
     suggest_runs: int = 3,
     model: str | None = None,
@@ -222,7 +222,7 @@ def run(
     """Daemon latency (default settings, then each settle time in `settle_values`) and suggest."""
     jpegs = inputs.cached_jpeg_set(workdir, size, distinct=12)
     result: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "daemon": []}
-    base = ["--device", device, "--batch-size", str(batch_size)]
+    base = ["--device", device] + (["--batch-size", str(batch_size)] if batch_size else [])
     if model:
         base += ["--model", model]
     for settle in settle_values:

@@ -91,7 +91,7 @@ def run(
     files: int = 2000,
     size: tuple[int, int] = inputs.DEFAULT_SIZE,
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     timeout: float = 1800.0,
     model: str | None = None,
 ) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def run(
     db = workdir / "burst.db"
     for stale in db.parent.glob(db.name + "*"):
         stale.unlink()
-    extra = ["--device", device, "--batch-size", str(batch_size)]
+    extra = ["--device", device] + (["--batch-size", str(batch_size)] if batch_size else [])
     if model:
         extra += ["--model", model]
     watcher = WatchProcess(folder, db, extra)

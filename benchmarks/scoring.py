@@ -32,14 +32,14 @@ def run(
     device: str = "cpu",
     configs: list[tuple[int, int, int]] | None = None,
     model: str | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     import numpy as np
 
     from photod.scoring import DEFAULT_MODEL, Scorer
 
     cores = 2 if device == "cpu" else 8
-    configs = configs or [(batch_size, 0, cores)]
+    configs = configs or [(batch_size or 0, 0, cores)]
     files = inputs.photo_files(inputs.jpeg_folder(workdir, photos, size))
     rates: dict[str, list[float]] = {}
     scores: dict[str, np.ndarray] = {}
@@ -49,11 +49,11 @@ def run(
             scorer = Scorer(
                 model or DEFAULT_MODEL,
                 device=device,
-                batch_size=batch,
+                batch_size=batch or None,
                 decode_workers=workers,
                 torch_threads=threads or None,  # 0: photod's automatic choice
             )
-            scorer.score_pixels([np.zeros((224, 224, 3), np.uint8)] * min(batch, 8))
+            scorer.score_pixels([np.zeros((224, 224, 3), np.uint8)] * min(scorer.batch_size, 8))
             start = time.perf_counter()
             results = list(scorer.score_paths(files))
             rates.setdefault(key, []).append(len(files) / (time.perf_counter() - start))

@@ -32,12 +32,12 @@ from benchmarks import common, inputs
 log = logging.getLogger("photod")
 
 
-def make_scorer(device: str, batch_size: int, model: str | None = None) -> Any:
+def make_scorer(device: str, batch_size: int | None, model: str | None = None) -> Any:
     """A loaded, warmed-up Scorer (model load and first-call costs are not throughput)."""
     from photod.scoring import DEFAULT_MODEL, Scorer
 
     scorer = Scorer(model=model or DEFAULT_MODEL, device=device, batch_size=batch_size)
-    warm = [np.zeros((448, 672, 3), np.uint8)] * min(batch_size, 8)
+    warm = [np.zeros((448, 672, 3), np.uint8)] * min(scorer.batch_size, 8)
     scorer.score_pixels(warm)
     return scorer
 
@@ -357,7 +357,7 @@ def run(
     runs: int = 3,
     size: tuple[int, int] = inputs.DEFAULT_SIZE,
     device: str = "cpu",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     write_mode: str = "score,none,auto",
     model: str | None = None,
     kinds: str = "smooth,grainy",
@@ -397,7 +397,7 @@ def run(
         "settings": {
             "device": scorer.device,
             "model": scorer.model_name,
-            "batch_size": batch_size,
+            "batch_size": scorer.batch_size,
             "pipelines": modes,
             "decode_workers": scorer.decode_workers,
             "torch_threads": scorer.torch_threads or "auto",

@@ -167,6 +167,20 @@ class AestheticNet(nn.Module):
         return self.forward_all(x)[0]
 
 
+class FoldedAestheticNet(AestheticNet):
+    """AestheticNet for CPU inference: the same heads over `photod.models.lite.Lite0`, the
+    backbone rebuilt in plain torch with every batch norm folded into its convolution.
+
+    Building it imports neither timm nor torchvision (~3 s of CPU in a new process) and needs
+    no fold-and-check passes at load; its outputs equal AestheticNet's to float tolerance
+    (tests/test_speed.py). Lite0 keeps timm's attribute layout, so `multilevel_features` and the
+    RoI scorers of `photod.suggest` run on it unchanged. Inference only: its convolutions carry
+    the folded batch norms.
+    """
+
+    folded = True
+
+
 def split_state(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict[str, dict]]:
     """(rating head, backbone, {extra head name: its tensors}) of a photod safetensors state."""
     head_state = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
@@ -260,8 +274,31 @@ def add_head(
     write_model(path, state, card)
 
 
-def build_aesthetic(spec: ModelSpec, device: str = "cpu") -> AestheticNet:
-    """Build the network of `spec`, load its weights, move it to `device` in eval mode."""
+def build_folded(path: Any) -> FoldedAestheticNet:
+    """The network of the photod file `path` as a FoldedAestheticNet (CPU inference)."""
+    from safetensors.torch import load_file
+
+    from photod.models.lite import lite0_from_file_state
+
+    head_state, backbone_state, extra = split_state(load_file(str(path)))
+    if not head_state:
+        raise ModelError(f"{path} holds no head weights")
+    heads = {}
+    for name, tensors in {RATING: head_state, **extra}.items():
+        module = head_from_state(tensors)
+        module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        heads[name] = module
+    head = heads.pop(RATING)
+    net = FoldedAestheticNet(lite0_from_file_state(backbone_state), head, heads)
+    return net.eval().to(memory_format=torch.channels_last)
+
+
+def build_aesthetic(spec: ModelSpec, device: str = "cpu", folded: bool = False) -> AestheticNet:
+    """Build the network of `spec`, load its weights, move it to `device` in eval mode.
+
+    `folded` (CPU only): the inference-only FoldedAestheticNet, built without timm."""
+    if folded and device == "cpu" and spec.weights is not None:
+        return build_folded(spec.weights)
     net = AestheticNet()
     if spec.weights is not None:
         load_weights(net, spec.weights)

@@ -104,15 +104,6 @@ def load_edit_model(path: Path = DEFAULT_MODEL_FILE, device: str = "cpu") -> Edi
 def backbone_from_state(backbone_state: dict[str, torch.Tensor]) -> nn.Module:
     """The folded Lite0 of a file's `backbone.*` tensors (prefix stripped); modules a file does
     not store (a partially fine-tuned backbone, or a head-only file) are ImageNet's."""
-    from photod.models.lite import Lite0, timm_names
+    from photod.models.lite import lite0_from_file_state
 
-    names = timm_names()
-    if not all(n in backbone_state for n in names if "classifier" not in n):
-        from photod.models.backbone import imagenet_weights_path
-
-        source = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
-        if len(source) != len(names):
-            raise ModelError(f"ImageNet weights have {len(source)} tensors, expected {len(names)}")
-        imagenet = dict(zip(names, source.values(), strict=True))
-        backbone_state = {**imagenet, **backbone_state}
-    return Lite0.from_timm_state(backbone_state)
+    return lite0_from_file_state(backbone_state)

@@ -60,20 +60,21 @@ class FoldedConv(nn.Module):
         self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
     ):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=0, groups=groups, bias=True)
+        # Stride 1: "same" padding is symmetric and static, so the convolution pads (as timm
+        # does there); a separate F.pad per layer cost ~50 % more CPU per forward pass.
+        # Stride 2: TF's padding depends on the input size, computed per call as timm does.
+        self.dynamic_pad = stride != 1
+        padding = 0 if self.dynamic_pad else kernel // 2
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=padding, groups=groups, bias=True)
         self.kernel, self.stride, self.act = kernel, stride, act
-        # Stride 1: "same" padding is symmetric and static (timm uses padding=k//2 there too).
-        self.static_pad = kernel // 2 if stride == 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.static_pad is not None:
-            pad = (self.static_pad,) * 4
-        else:
+        if self.dynamic_pad:
             pad = _same_padding(x.shape[-2], x.shape[-1], self.kernel, self.stride)
-        if any(pad):
-            x = F.pad(x, pad)
+            if any(pad):
+                x = F.pad(x, pad)
         x = self.conv(x)
-        return F.relu6(x) if self.act else x
+        return F.relu6(x, inplace=True) if self.act else x  # in place, as timm's act layers
 
 
 def _same_padding(h: int, w: int, kernel: int, stride: int) -> tuple[int, int, int, int]:
@@ -127,6 +128,27 @@ class Lite0(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.head = FoldedConv(cin, HEAD_CHANNELS, 1)
+
+    # timm's attribute names, so code written against timm's tree (`multilevel_features`,
+    # `trunk_forward`, the RoI scorers of photod.suggest) runs on this network unchanged: timm's
+    # bn1/bn2 (batch norm + ReLU6) are folded into the stem and head convolutions here.
+    @property
+    def conv_stem(self) -> FoldedConv:
+        return self.stem
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.stages
+
+    @property
+    def conv_head(self) -> FoldedConv:
+        return self.head
+
+    @staticmethod
+    def bn1(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    bn2 = bn1
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(MLSP features [B, 2848], embedding [B, 1280]) in multilevel_features' order."""
@@ -182,3 +204,23 @@ class Lite0(nn.Module):
         if left:
             raise ValueError(f"unused backbone tensors: {sorted(left)[:5]}")
         return net.eval()
+
+
+def lite0_from_file_state(backbone_state: dict[str, torch.Tensor]) -> Lite0:
+    """The folded Lite0 of a photod file's `backbone.*` tensors (prefix stripped). Modules a file
+    does not store (a partially fine-tuned backbone such as v4's, or a head-only file such as
+    v2's) come from the packaged ImageNet weights, as `models.aesthetic.load_backbone` does."""
+    from photod.errors import ModelError
+    from photod.models.backbone import imagenet_weights_path
+
+    names = timm_names()
+    if not all(n in backbone_state for n in names if "classifier" not in n):
+        source = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+        if len(source) != len(names):
+            raise ModelError(f"ImageNet weights have {len(source)} tensors, expected {len(names)}")
+        for (src_name, tensor), name in zip(source.items(), names, strict=True):
+            if name in backbone_state and backbone_state[name].shape != tensor.shape:
+                raise ModelError(f"shape mismatch pairing {src_name} with {name}")
+        imagenet = dict(zip(names, source.values(), strict=True))
+        backbone_state = {**imagenet, **backbone_state}
+    return Lite0.from_timm_state(backbone_state)

@@ -7,10 +7,13 @@ head has only ever seen whole, squashed photos), then scaled to [-1, 1] as (x/25
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 INPUT_SIZE = 224
 
@@ -25,6 +28,8 @@ def resize_for_model(pixels: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
 
 def to_tensor(batch: Sequence[np.ndarray] | np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
     """A list of HxWx3 uint8 arrays -> normalised float tensor [B, 3, size, size], channels_last."""
+    import torch  # here: decode workers import this module for INPUT_SIZE and never need torch
+
     stacked = np.stack([resize_for_model(p, size) for p in batch])
     tensor = torch.from_numpy(stacked).permute(0, 3, 1, 2).float()
     tensor = tensor.div_(127.5).sub_(1.0)

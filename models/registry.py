@@ -17,6 +17,7 @@ default.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -226,9 +227,16 @@ def select_model(name: str | None, reason: str = "") -> None:
     os.replace(tmp, path)
 
 
-def load_model(name: str, device: str = "cpu") -> Any:
-    """Build model `name` with its weights, in eval mode on `device`."""
+def load_model(name: str, device: str = "cpu", folded: bool = False) -> Any:
+    """Build model `name` with its weights, in eval mode on `device`.
+
+    `folded`: ask for the inference-only build with batch norm folded (photod's own models on
+    the CPU: no timm import); a factory that does not take the flag builds its usual network,
+    and the caller folds it (`photod.scoring.fold_batchnorm`) or not.
+    """
     spec = get_model_spec(name)
     if not spec.available:
         raise ModelError(f"weights of model {name!r} are missing: {spec.weights}")
+    if folded and "folded" in inspect.signature(spec.factory).parameters:
+        return spec.factory(device=device, spec=spec, folded=True)
     return spec.factory(device=device, spec=spec)

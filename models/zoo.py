@@ -34,11 +34,11 @@ PERSONAL_PREFIX = "personal"
 def _shipped(name: str) -> Any:
     """The builder of a shipped model: its weights and card come from the registry's spec."""
 
-    def build(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+    def build(device: str = "cpu", spec: ModelSpec | None = None, folded: bool = False) -> Any:
         from photod.models.aesthetic import build_aesthetic
         from photod.models.registry import get_model_spec
 
-        return build_aesthetic(spec or get_model_spec(name), device)
+        return build_aesthetic(spec or get_model_spec(name), device, folded=folded)
 
     build.__name__ = name.replace("-", "_")
     return build
@@ -57,7 +57,7 @@ for _name, _description in SHIPPED.items():
     register_model(_name, description=_description, weights=f"{_name}.safetensors")(_shipped(_name))
 
 
-def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
+def build_personal(device: str = "cpu", spec: ModelSpec | None = None, folded: bool = False) -> Any:
     """The base model of a personal spec, its head replaced by base head + personal correction.
 
     The base is built by its own factory (so a fine-tuned backbone or any later file layout of
@@ -69,14 +69,14 @@ def build_personal(device: str = "cpu", spec: ModelSpec | None = None) -> Any:
     from photod.errors import ModelError
     from photod.models.aesthetic import load_weights
     from photod.models.personal import CorrectedHead, load_personal_head
-    from photod.models.registry import get_model_spec
+    from photod.models.registry import get_model_spec, load_model
 
     if spec is None or spec.weights is None:
         raise ModelError("a personal model needs its spec")
     base = get_model_spec(str(spec.card.get("base", "")))
     if base.card.get("base"):
         raise ModelError(f"{spec.name}: its base {base.name} is itself a personal model")
-    net = base.factory(device="cpu", spec=base).float()
+    net = load_model(base.name, device="cpu", folded=folded).float()
     if not hasattr(net, "head"):
         raise ModelError(f"{spec.name}: base {base.name} has no MLSP head to correct")
     if "head" in spec.card:

@@ -56,7 +56,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("force", "bool", False, "Overwrite ratings the user set by hand."),
     Option("device", "str", "auto", "Where the model runs.", DEVICES),
     Option("model", "str", None, "Aesthetic model (default: the active one, `photod models`)."),
-    Option("batch_size", "int", 32, "Photos per model batch.", minimum=1),
+    Option(
+        "batch_size",
+        "int",
+        None,
+        "Photos per model batch (default: 8 on CPU, 64 on GPU).",
+        minimum=1,
+    ),
     Option("decode_workers", "int", 0, "Decoding threads (0: automatic).", minimum=0),
     Option("torch_threads", "int", 0, "CPU threads for the model (0: automatic).", minimum=0),
     Option("star_thresholds", "floats", None, "Four increasing scores for 2-5 stars."),
@@ -272,7 +278,7 @@ TEMPLATE = """\
 # write_mode = "auto"                # auto, embedded, sidecar, both, none
 # force = false                      # overwrite ratings you set by hand
 # device = "auto"                    # auto, cpu, cuda, mps
-# batch_size = 32
+# batch_size = 8                    # default: 8 on the CPU, 64 on a GPU
 # star_thresholds = [2.6, 2.9, 3.3, 3.6]   # lowest score for 2, 3, 4 and 5 stars
 # reject_below = 2.0
 # suggest = false

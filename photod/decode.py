@@ -99,8 +99,8 @@ def decode_image(
         raise UnsupportedFormatError(f"unsupported file type '{path.suffix}'", str(path))
     try:
         if suffix in RAW_EXTENSIONS:
-            decoded = _decode_raw(path, min_side, max_pixels, data)
-            if square:
+            decoded = _decode_raw(path, min_side, max_pixels, data, square)
+            if square and decoded.pixels.shape[:2] != (square, square):
                 decoded.pixels = _square(Image.fromarray(decoded.pixels), square)
             return decoded
         if suffix in HEIF_EXTENSIONS:
@@ -405,7 +405,11 @@ def _exif_summary(im: Image.Image) -> dict[str, Any]:
 
 
 def _decode_raw(
-    path: Path, min_side: int | None, max_pixels: int, data: bytes | None = None
+    path: Path,
+    min_side: int | None,
+    max_pixels: int,
+    data: bytes | None = None,
+    square: int | None = None,
 ) -> DecodedImage:
     import rawpy
 
@@ -424,7 +428,14 @@ def _decode_raw(
         if flip in (5, 6):
             width, height = height, width
         _check_pixels((width, height), max_pixels, path)
-        pixels = _raw_preview(raw, min_side, flip, max_pixels, path) if min_side else None
+        preview = _raw_preview(raw, min_side, flip, max_pixels, path) if min_side else None
+        if preview is not None and square:
+            # The JPEG path's steps on the preview, all in Pillow (no array copies between).
+            pixels = _square(_shrink_image(preview, min_side), square)
+            squared = True
+        else:
+            pixels = None if preview is None else np.array(preview)
+            squared = False
         if pixels is None:
             try:
                 half = bool(min_side) and min(width, height) // 2 >= min_side
@@ -433,7 +444,7 @@ def _decode_raw(
                 raise TruncatedImageError(f"damaged RAW data ({exc})", str(path)) from exc
             pixels = np.ascontiguousarray(rgb)
     return DecodedImage(
-        pixels=_shrink(pixels, min_side),
+        pixels=pixels if squared else _shrink(pixels, min_side),
         original_size=(width, height),
         format="RAW:" + path.suffix.lstrip(".").upper(),
         exif=_raw_exif(path),
@@ -491,8 +502,9 @@ def _raw_exif(path: Path) -> dict[str, Any]:
 
 def _raw_preview(
     raw: Any, min_side: int, flip: int, max_pixels: int, path: Path
-) -> np.ndarray | None:
-    """The embedded JPEG preview when its short side is at least min_side, oriented like the RAW.
+) -> Image.Image | None:
+    """The embedded JPEG preview when its short side is at least min_side, oriented like the RAW,
+    decoded DCT-scaled as a JPEG file is (TurboJPEG when it takes it).
 
     The preview is a second image with its own size: the pixel limit applies to it too (a
     crafted RAW may declare a small sensor and carry a decompression bomb as its preview)."""
@@ -503,14 +515,17 @@ def _raw_preview(
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawError):
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
+        data = bytes(thumb.data)
         try:
-            with Image.open(io.BytesIO(thumb.data)) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 _check_pixels(im.size, max_pixels, path)
                 if min(im.size) < min_side:
                     return None
                 orientation = im.getexif().get(0x0112) or 0
                 _draft_jpeg(im, min_side)
-                pixels = np.asarray(im.convert("RGB"))
+                image = _turbo_decode(im, data)
+                if image is None:
+                    image = im.convert("RGB") if im.mode != "RGB" else im.copy()
         except (OSError, UnidentifiedImageError):
             return None
     elif thumb.format == rawpy.ThumbFormat.BITMAP:
@@ -519,9 +534,10 @@ def _raw_preview(
         orientation = 0
         if min(pixels.shape[:2]) < min_side:
             return None
+        image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]).astype(np.uint8), "RGB")
     else:
         return None
     if not 1 <= orientation <= 8:
         orientation = {3: 3, 5: 8, 6: 6}.get(flip, 1)
-    pixels = _apply_orientation(pixels, orientation)
-    return np.ascontiguousarray(pixels)
+    transpose = _TRANSPOSE.get(orientation)
+    return image.transpose(transpose) if transpose is not None else image

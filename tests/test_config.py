@@ -25,7 +25,7 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
     assert settings.device == "auto"
     assert settings.folders == []
     assert settings.suggest is False
-    assert settings.batch_size == 32
+    assert settings.batch_size is None  # the Scorer picks: 8 on the CPU, 64 on a GPU
     assert set(settings.sources.values()) == {"default"}
     assert not settings.config_file_exists
 

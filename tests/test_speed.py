@@ -84,3 +84,54 @@ def test_to_tensor_accepts_pillow_images_and_is_channels_last() -> None:
     assert a.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(a, b)
     assert -1.0 <= float(a.min()) < -0.5 and 0.5 < float(a.max()) <= 1.0
+
+
+@pytest.mark.parametrize("name", ["photod-aesthetic-v2", "photod-aesthetic-v4"])
+def test_the_timm_free_cpu_network_scores_like_the_timm_one(name) -> None:
+    """v2 stores only heads (backbone = ImageNet), v4 its fine-tuned stages 4-6: both kinds of
+    file give the folded plain-torch network the scores, embeddings and RoI windows of timm's."""
+    import torch
+
+    from photod.models import load_model
+    from photod.models.aesthetic import trunk_forward
+    from photod.models.preprocess import to_tensor
+
+    reference = load_model(name, device="cpu")
+    folded = load_model(name, device="cpu", folded=True)
+    assert getattr(folded, "folded", False) and not getattr(reference, "folded", False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    images = [photos.real_photo(n) for n in ("chelsea", "coffee", "astronaut", "rocket")]
+    x = to_tensor(images)
+    with torch.inference_mode():
+        scores, embeddings = reference.forward_all(x)
+        f_scores, f_embeddings = folded.forward_all(x)
+        _, stats = trunk_forward(reference.backbone, x[..., :160])  # any shape, timm's layout
+        _, f_stats = trunk_forward(folded.backbone, x[..., :160])
+    np.testing.assert_allclose(f_scores.numpy(), scores.numpy(), atol=1e-4)
+    np.testing.assert_allclose(f_embeddings.numpy(), embeddings.numpy(), atol=1e-3, rtol=1e-4)
+    np.testing.assert_allclose(f_stats.numpy(), stats.numpy(), atol=1e-3, rtol=1e-4)
+    assert float(scores.std()) > 1e-2
+
+
+def test_scoring_on_the_cpu_imports_no_timm(tmp_path) -> None:
+    """`photod score` builds the folded network: timm (which pulls in torchvision, dynamo and
+    sympy, seconds of CPU in a new process) is never imported to score a photo."""
+    import json
+    import subprocess
+    import sys
+
+    path = photos.write_jpeg(tmp_path / "p.jpg", photos.real_photo("coffee"))
+    code = (
+        "import sys, json\nfrom photod.scoring import Scorer\n"
+        "s = Scorer(device='cpu')\nr = list(s.score_paths([sys.argv[1]]))[0]\n"
+        "print(json.dumps([r.status, type(s.net).__name__, "
+        "sorted(m for m in ('timm', 'torchvision') if m in sys.modules)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["ok", "FoldedAestheticNet", []]

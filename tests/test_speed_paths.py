@@ -91,6 +91,10 @@ def test_dng_preview_is_decoded_instead_of_the_mosaic(tmp_path: Path) -> None:
     assert error < 8 < np.abs(decoded.pixels.astype(float) - other).mean()
     # The same file through LibRaw's own reading of the path gives the same pixels.
     assert np.array_equal(decode_image(path, square=224).pixels, decoded.pixels)
+    # The preview made square inside Pillow equals the plain decode + the model's resize.
+    from photod.models.preprocess import resize_for_model
+
+    assert np.array_equal(resize_for_model(decode_image(path).pixels), decoded.pixels)
 
 
 def test_cgroup_quota_caps_the_cpus(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from photod.errors import MetadataError, PhotodError
 from photod.metadata.records import TEMP_PREFIX
@@ -136,6 +137,29 @@ def _cleanup(tmp: Path) -> None:
         tmp.unlink()
 
 
+def _copy_contents(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy a whole file in the kernel (copy_file_range: no pass through Python's buffers, a
+    reflink where the filesystem shares blocks), else through user space."""
+    size = os.fstat(src.fileno()).st_size
+    copied = 0
+    try:
+        while copied < size:
+            done = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
+            if done == 0:  # it shrank meanwhile
+                break
+            copied += done
+    except (AttributeError, OSError) as exc:
+        if copied or (isinstance(exc, OSError) and exc.errno not in _NO_KERNEL_COPY):
+            raise
+        src.seek(0)
+        shutil.copyfileobj(src, dst, 1 << 20)
+    # A file that changed size meanwhile is refused by the identity check before the rename.
+
+
+# copy_file_range refuses some file pairs (another filesystem on old kernels, special files).
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+
+
 def atomic_rewrite(
     path: str | os.PathLike[str],
     modify: Callable[[Path], None],
@@ -177,7 +201,7 @@ def atomic_rewrite(
         except OSError as exc:
             raise _os_error(exc, real.parent, "create a temp file in the folder") from exc
         with os.fdopen(fd, "wb") as dst, open(real, "rb") as src:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            _copy_contents(src, dst)
         _keep_attributes(real, tmp, before)
         modify(tmp)
         os.utime(tmp)  # a changed file gets a new mtime even if `modify` wrote through mmap

@@ -40,6 +40,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from photod.errors import MetadataError
 
@@ -284,6 +285,52 @@ def jpeg_segments(data: bytes) -> tuple[list[Segment], int]:
     raise MetadataError("JPEG has no image data (no SOS marker)")
 
 
+HEAD_READ = 1 << 16
+
+
+def read_jpeg_head(handle: BinaryIO) -> bytes:
+    """The bytes of an open JPEG from its start to past its first SOS marker (all its metadata
+    segments), read in doubling steps; the whole file when it has no SOS (jpeg_segments then
+    says what is wrong). A camera JPEG's metadata is 10-100 KB of an 8 MB file."""
+    handle.seek(0)
+    data = handle.read(HEAD_READ)
+    step = HEAD_READ
+    while data[:2] == b"\xff\xd8":
+        try:
+            _, scan = jpeg_segments(data)
+        except MetadataError:
+            more = handle.read(step)
+            if not more:
+                break
+            data += more
+            step *= 2
+            continue
+        if scan + 4 <= len(data):
+            break
+        more = handle.read(4)
+        if not more:
+            break
+        data += more
+    return data
+
+
+def same_tail(a: BinaryIO, a_from: int, b: BinaryIO, b_from: int, chunk: int = 1 << 20) -> bool:
+    """The bytes of `a` from `a_from` to its end equal those of `b` from `b_from` to its end,
+    compared a chunk at a time (no copy of either file in memory)."""
+    a.seek(0, 2)
+    b.seek(0, 2)
+    if a.tell() - a_from != b.tell() - b_from:
+        return False
+    a.seek(a_from)
+    b.seek(b_from)
+    while True:
+        x, y = a.read(chunk), b.read(chunk)
+        if x != y:
+            return False
+        if not x:
+            return True
+
+
 def _extended_chunks(segments: list[Segment]) -> dict[str, dict[int, bytes]]:
     """GUID -> {offset: chunk} of every Extended XMP segment."""
     found: dict[str, dict[int, bytes]] = {}
@@ -374,6 +421,22 @@ def write_jpeg(
 ) -> bytes:
     """The JPEG with `standard` as its XMP packet (and `extended` when it changed), the rating
     values patched into EXIF IFD0, every other byte copied."""
+    prefix, scan = jpeg_prefix(data, standard, extended, extended_changed, exif, warnings)
+    return prefix + data[scan:]
+
+
+def jpeg_prefix(
+    data: bytes,
+    standard: bytes,
+    extended: bytes | None,
+    extended_changed: bool,
+    exif: dict[str, str] | None,
+    warnings: list[str],
+) -> tuple[bytes, int]:
+    """(new bytes for `data[:scan]`, scan): what `write_jpeg` puts before the scan data, which it
+    copies unchanged from offset `scan` on. `data` need only reach past the first SOS marker
+    (`read_jpeg_head`), so a caller can rewrite the metadata of a large file without holding
+    its image data."""
     segments, scan = jpeg_segments(data)
     out = bytearray(data[:2])
     old_std = next((s for s in segments if s.kind == "xmp"), None)
@@ -433,10 +496,9 @@ def write_jpeg(
     if not placed:
         out += xmp_bytes + ext_bytes
     scan_shift = len(out) - scan
-    out += data[scan:]
     if mpf_at is not None and scan_shift != mpf_shift:
         _shift_mpf(out, mpf_at, scan_shift - mpf_shift, warnings)
-    return bytes(out)
+    return bytes(out), scan
 
 
 def _shift_mpf(out: bytearray, at: int, delta: int, warnings: list[str]) -> None:
@@ -640,28 +702,12 @@ def untouched(original: Path, modified: Path) -> str | None:
     data and trailer identical. PNG: every chunk but the XMP iTXt identical and in order. TIFF:
     every original byte identical outside the XMP entry, packet, header offset and rating values.
     """
+    with open(original, "rb") as a, open(modified, "rb") as b:
+        head = a.read(16)
+        if sniff(head) == "jpeg":
+            return _jpeg_untouched(a, b)
     before, after = original.read_bytes(), modified.read_bytes()
     kind = sniff(before)
-    if kind == "jpeg":
-        old, old_scan = jpeg_segments(before)
-        new, new_scan = jpeg_segments(after)
-        keep_old = [s for s in old if s.kind not in ("xmp", "xmp-ext")]
-        keep_new = [s for s in new if s.kind not in ("xmp", "xmp-ext")]
-        if [s.kind for s in keep_old] != [s.kind for s in keep_new]:
-            return "the JPEG's segments changed"
-        for a, b in zip(keep_old, keep_new, strict=True):
-            if a.payload == b.payload:
-                continue
-            if a.kind == "exif" and len(a.payload) == len(b.payload):
-                ranges = [(s + 6, e + 6) for s, e in exif_patch_ranges(a.payload[6:])]
-                if same_outside(a.payload, b.payload, ranges):
-                    continue
-            if a.kind == "mpf" and len(a.payload) == len(b.payload):
-                continue  # offsets shifted by an insertion; the scan data check covers images
-            return f"JPEG segment {a.kind} changed"
-        if before[old_scan:] != after[new_scan:]:
-            return "the JPEG's image data changed"
-        return None
     if kind == "png":
 
         def chunks(data: bytes) -> list[bytes]:
@@ -674,3 +720,30 @@ def untouched(original: Path, modified: Path) -> str | None:
             return "TIFF bytes outside the XMP changed"
         return None
     return "unknown format"
+
+
+def _jpeg_untouched(a: BinaryIO, b: BinaryIO) -> str | None:
+    """`untouched` for two open JPEGs: their metadata segments parsed from their heads, their
+    scan data and everything after (MPF images, trailers) compared chunk by chunk."""
+    try:
+        old, old_scan = jpeg_segments(read_jpeg_head(a))
+        new, new_scan = jpeg_segments(read_jpeg_head(b))
+    except MetadataError as exc:
+        return f"the JPEG's structure changed ({exc})"
+    keep_old = [s for s in old if s.kind not in ("xmp", "xmp-ext")]
+    keep_new = [s for s in new if s.kind not in ("xmp", "xmp-ext")]
+    if [s.kind for s in keep_old] != [s.kind for s in keep_new]:
+        return "the JPEG's segments changed"
+    for x, y in zip(keep_old, keep_new, strict=True):
+        if x.payload == y.payload:
+            continue
+        if x.kind == "exif" and len(x.payload) == len(y.payload):
+            ranges = [(s + 6, e + 6) for s, e in exif_patch_ranges(x.payload[6:])]
+            if same_outside(x.payload, y.payload, ranges):
+                continue
+        if x.kind == "mpf" and len(x.payload) == len(y.payload):
+            continue  # offsets shifted by an insertion; the scan data check covers images
+        return f"JPEG segment {x.kind} changed"
+    if not same_tail(a, old_scan, b, new_scan):
+        return "the JPEG's image data changed"
+    return None

@@ -153,7 +153,7 @@ def _guid_of(standard: bytes) -> str | None:
 def read_embedded(path: Path, data: bytes | None = None) -> S.Embedded:
     """The XMP packets and IFD0 rating values of a JPEG, PNG or TIFF/DNG, read by photod's own
     parser (the same one that writes them). Raises MetadataError for other content."""
-    data = path.read_bytes() if data is None else data
+    data = _read_for_metadata(path) if data is None else data
     kind = S.sniff(data)
     try:
         if kind == "jpeg":
@@ -167,6 +167,16 @@ def read_embedded(path: Path, data: bytes | None = None) -> S.Embedded:
             exc.path = str(path)
         raise
     raise MetadataError(_wrong_content(path, data), str(path))
+
+
+def _read_for_metadata(path: Path) -> bytes:
+    """What photod's parser needs of a file: a JPEG's head (its segments up to the image data;
+    `S.read_jpeg_head`), a PNG's or TIFF's whole bytes (their metadata may sit anywhere)."""
+    with open(path, "rb") as handle:
+        if S.sniff(handle.read(16)) == "jpeg":
+            return S.read_jpeg_head(handle)
+        handle.seek(0)
+        return handle.read()
 
 
 def _wrong_content(path: Path, data: bytes) -> str:
@@ -255,7 +265,7 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
     if _is_sidecar(path):
         _modify_sidecar(path, xmp)
         return []
-    data = path.read_bytes()
+    data = _read_for_metadata(path)  # a JPEG's head only: its image data is never read here
     found = read_embedded(path, data)
     warnings = list(found.warnings)
     suffix = path.suffix.lower()
@@ -278,21 +288,39 @@ def modify(path: Path, xmp: dict[str, str | None], exif: dict[str, str] | None =
         standard, extended = spill_to_extended(standard, extended, warnings)
         extended_changed = True
     if found.kind == "jpeg":
-        new = S.write_jpeg(data, standard, extended, extended_changed, exif, warnings)
-    elif found.kind == "png":
-        new = S.write_png(data, standard)
+        prefix, scan = S.jpeg_prefix(data, standard, extended, extended_changed, exif, warnings)
+        _replace_prefix(path, prefix, scan)
     else:
-        new = S.write_tiff(data, standard, exif, warnings)
-    with open(path, "r+b") as handle:
-        handle.write(new)
-        handle.truncate()
-    got = embedded_xmp(read_embedded(path, new))  # what was just written, parsed afresh
+        if found.kind == "png":
+            new = S.write_png(data, standard)
+        else:
+            new = S.write_tiff(data, standard, exif, warnings)
+        with open(path, "r+b") as handle:
+            handle.write(new)
+            handle.truncate()
+    got = embedded_xmp(read_embedded(path))  # what was just written, read back and parsed
     for key, value in xmp.items():
         if got.get(key) != value:
             raise MetadataError(f"{key} reads back {got.get(key)!r} instead of {value!r}")
     for warning in warnings:
         log.warning("%s: %s (rating written anyway)", path, warning)
     return warnings
+
+
+def _replace_prefix(path: Path, prefix: bytes, scan: int) -> None:
+    """Put `prefix` in place of the first `scan` bytes of `path` (a temp copy): in place when
+    the length is the same (a packet padded to its old size: nothing else is touched), else
+    with the image data after it moved once."""
+    with open(path, "r+b") as handle:
+        if len(prefix) != scan:
+            handle.seek(scan)
+            tail = handle.read()
+            handle.seek(0)
+            handle.write(prefix)
+            handle.write(tail)
+            handle.truncate()
+        else:
+            handle.write(prefix)
 
 
 _RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
