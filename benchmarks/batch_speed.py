@@ -68,7 +68,7 @@ def run(
     import ray
 
     from benchmarks import common, inputs
-    from photod.batch import BatchOptions
+    from photod.batch import BatchOptions, init_ray
 
     folder = inputs.jpeg_folder(workdir, count, size)
     files = sorted(folder.glob("*.jpg"))
@@ -84,7 +84,7 @@ def run(
     }
 
     started = time.perf_counter()
-    ray.init(num_cpus=cores, include_dashboard=False, logging_level="WARNING")
+    init_ray(ray, BatchOptions(num_cpus=cores))  # the local Ray `photod batch` itself starts
     init_s = time.perf_counter() - started
     try:
         report["batch_local"] = score_batch(ray, folder, options, init_s, "local")

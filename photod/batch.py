@@ -45,6 +45,9 @@ STAGES = ("decode", "score", "write")
 DECODE_MEMORY = 512 * 2**20
 # Writing is mostly waiting on storage: a small CPU request so it never waits for a free core.
 WRITE_CPUS = 0.25
+ACTOR_ROWS = 32
+# Photos per call of a DecodeScoreActor.
+FUSED_ROWS = 256
 # Columns of a shard that are not index columns (bookkeeping and timing).
 _BOOKKEEPING = ("recorded_at", "decode_s", "score_s", "write_s")
 
@@ -232,8 +235,7 @@ def plan_run(
 
 def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
     from photod.errors import DecodeError, FileUnreadableError
-    from photod.pipeline import file_hash
-    from photod.scoring import decode_for_model
+    from photod.scoring import _blake2b, _read_bytes, decode_for_model
 
     started = time.perf_counter()
     row: dict[str, Any] = {"path": path, "status": "ok", "pixels": None}
@@ -255,8 +257,14 @@ def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
         return fail(PhotodError("not a regular file", path), "skipped")
     row.update(size=st.st_size, mtime=st.st_mtime, mtime_ns=st.st_mtime_ns)
     try:
-        row["content_hash"] = row["original_hash"] = file_hash(path)
-        image = decode_for_model(path, max_pixels)
+        # Read once: the hash and the decoder share the bytes (as in photod score's threads).
+        data = _read_bytes(path)
+        if data is None:
+            with open(path, "rb"):  # raises the OSError that says why
+                pass
+            raise FileUnreadableError("cannot read", path)
+        row["content_hash"] = row["original_hash"] = _blake2b(data)
+        image = decode_for_model(path, max_pixels, data=data)
     except FileNotFoundError:
         return fail(PhotodError("vanished while it was read", path), "skipped")
     except OSError as exc:
@@ -315,6 +323,10 @@ class ScoreActor:
         self.scorer.net  # noqa: B018  (load now: the first batch should not pay for it)
 
     def __call__(self, batch: Any) -> Any:
+        return self.score_rows(batch.to_pylist())
+
+    def score_rows(self, rows: list[dict[str, Any]], started: float | None = None) -> Any:
+        """Stage-1 rows (pixels or an error) -> stage-2 rows (scored), as an Arrow table."""
         import numpy as np
         import pyarrow as pa
 
@@ -322,8 +334,7 @@ class ScoreActor:
         from photod.index import now_iso
         from photod.pipeline import scored_columns
 
-        started = time.perf_counter()
-        rows = batch.to_pylist()
+        started = time.perf_counter() if started is None else started
         outcomes = []
         for row in rows:
             if row["status"] == "ok":
@@ -344,6 +355,44 @@ class ScoreActor:
                 row.update(scored_columns(next(results), scored_at))
             out.append(row)
         return pa.Table.from_pylist(out, schema=_scored_schema())
+
+
+class DecodeScoreActor(ScoreActor):
+    """Stages 1 and 2 in one actor, for a local Ray (one machine): decode threads inside the
+    actor feed its model, as in `photod score`, and only paths and results cross processes.
+
+    On one machine, decoding in separate tasks buys nothing (the same cores) and costs every
+    photo's pixels through the object store plus Ray's scheduling of each task: measured on 2
+    cores, that pipeline ran at about half of `photod score`'s photos/s (README, "photod
+    batch"). The decode threads are `_decode_one` (the decode tasks' own code) at a lower
+    priority than the model's thread (`photod.scoring.DECODE_NICE`); the forward passes start
+    as soon as their photos are decoded, while the rest of the call's photos decode.
+    """
+
+    def __init__(self, scorer_kwargs: dict[str, Any], decode_threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from photod.scoring import _yield_to_the_model
+
+        super().__init__(scorer_kwargs)
+        self.max_pixels = scorer_kwargs["max_pixels"]
+        self.pool = ThreadPoolExecutor(
+            max(1, decode_threads), "photod-decode", initializer=_yield_to_the_model
+        )
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        paths = batch.column("path").to_pylist()
+        decoding = [self.pool.submit(_decode_one, path, self.max_pixels) for path in paths]
+        step = self.scorer.batch_size
+        tables = []
+        for start in range(0, len(decoding), step):
+            rows = [future.result() for future in decoding[start : start + step]]
+            tables.append(self.score_rows(rows, time.perf_counter()))
+        # Stage times stay per photo: decode_s in its thread, score_s from the moment its
+        # forward pass had all its photos.
+        return pa.concat_tables(tables) if tables else pa.Table.from_pylist([], _scored_schema())
 
 
 def _scored_schema() -> Any:
@@ -496,6 +545,10 @@ class BatchOptions:
     # machine busy while the actor waits for batches, measured in benchmarks/batch_speed.py),
     # 1 on a cluster.
     decode_cpus: float | None = None
+    # Where photos are decoded: "tasks" (CPU tasks, then the scoring actors), "actor" (threads
+    # inside the scoring actors, DecodeScoreActor) or "auto": the actor when the cluster is one
+    # machine, tasks otherwise.
+    decode: str = "auto"
     shard_size: int = 256  # photos per shard
     retry_errors: bool = False
     progress: bool = True
@@ -539,7 +592,7 @@ def run_batch(
     ray = _ray()
     started_ray = not ray.is_initialized()
     if started_ray:
-        _init_ray(ray, options)
+        init_ray(ray, options)
     try:
         while True:
             summary.attempts += 1
@@ -589,12 +642,16 @@ def _ray() -> Any:
     return ray
 
 
-def _init_ray(ray: Any, options: BatchOptions) -> None:
+def init_ray(ray: Any, options: BatchOptions) -> None:
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
     if options.address:
         kwargs["address"] = options.address
     else:
         kwargs["include_dashboard"] = False  # nothing to look at for a one-machine run
+        # Ray starts workers at nice 15 to keep its own processes responsive; on a machine
+        # that runs only this job, that handed CPU to any other process and cost ~10 % of
+        # photos/s (benchmarks/batch_speed.py).
+        kwargs["_system_config"] = {"worker_niceness": 0}
         if options.num_cpus:
             kwargs["num_cpus"] = options.num_cpus
     try:
@@ -614,7 +671,7 @@ def _scorer_kwargs(options: BatchOptions) -> dict[str, Any]:
     return {
         "model": scorer.model_name,
         "device": "cuda" if options.num_gpus else "cpu",
-        "batch_size": scorer.batch_size,
+        "batch_size": settings.batch_size,  # None: the actor's Scorer picks for its device
         "max_pixels": scorer.max_pixels,
         "star_mapping": scorer.star_mapping,
         # Ray gives the actor `actor_cpus` cores; more torch threads would fight over them.
@@ -631,6 +688,73 @@ def _actor_count(ray: Any, options: BatchOptions) -> int:
     return max(1, int(resources.get("CPU", 1) // 4))
 
 
+def _decode_in_actor(ray: Any, options: BatchOptions) -> bool:
+    """Decode inside the scoring actors when asked, or by default when the cluster is one
+    machine (a local Ray): see DecodeScoreActor."""
+    if options.decode != "auto":
+        return options.decode == "actor"
+    return sum(1 for node in ray.nodes() if node.get("Alive")) == 1
+
+
+def _decode_and_score_in_actors(
+    ray: Any, todo: list[str], options: BatchOptions, scorer_kwargs: dict[str, Any]
+) -> Any:
+    """paths -> DecodeScoreActor (one per node unless --actors; decode threads + the model)."""
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    actors = options.actors or 1
+    # Each actor takes its share of the CPUs but leaves room for the shard writers.
+    actor_cpus = max(0.5, cpus / actors - WRITE_CPUS)
+    threads = max(1, int(cpus / actors))  # what the actor really runs on: its share of cores
+    kwargs = {**scorer_kwargs}
+    if not options.num_gpus:
+        # photod score's split of a machine: decoders on every core, the model's thread(s) on
+        # what they leave (at least one), the decoders yielding to it.
+        kwargs["torch_threads"] = max(1, threads - min(8, threads))
+    blocks = max(1, -(-len(todo) // FUSED_ROWS))
+    dataset = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
+    return dataset.map_batches(
+        DecodeScoreActor,
+        batch_format="pyarrow",
+        # Big calls: the decode threads idle only while a call's last forward pass runs.
+        batch_size=FUSED_ROWS,
+        fn_constructor_kwargs={"scorer_kwargs": kwargs, "decode_threads": min(8, threads)},
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=actor_cpus,
+        num_gpus=options.num_gpus or None,
+    )
+
+
+def _decode_tasks_then_actors(
+    ray: Any, todo: list[str], options: BatchOptions, scorer_kwargs: dict[str, Any]
+) -> Any:
+    """paths -> decode_batch (CPU tasks spread over the cluster) -> ScoreActor pool."""
+    blocks = max(1, -(-len(todo) // options.decode_batch))
+    dataset = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
+    dataset = dataset.map_batches(
+        decode_batch,
+        batch_format="pyarrow",
+        batch_size=options.decode_batch,
+        fn_kwargs={"max_pixels": scorer_kwargs["max_pixels"]},
+        num_cpus=options.decode_cpus or (1.0 if options.address else 0.5),
+        # A decode worker holds up to ~400 MB (a RAW's half-size demosaic). Asking for it also
+        # keeps Ray Data from fusing decoding into the scoring actors (fusion needs equal
+        # resource requests): decode tasks spread over every CPU of the cluster while the
+        # actors only run the model.
+        memory=DECODE_MEMORY,
+    )
+    dataset = dataset.map_batches(
+        ScoreActor,
+        batch_format="pyarrow",
+        # Rows per actor call; the Scorer runs them in forward passes of its own batch size.
+        batch_size=max(ACTOR_ROWS, scorer_kwargs["batch_size"] or 0),
+        fn_constructor_kwargs={"scorer_kwargs": scorer_kwargs},
+        compute=ray.data.ActorPoolStrategy(size=_actor_count(ray, options)),
+        num_cpus=options.actor_cpus,
+        num_gpus=options.num_gpus or None,
+    )
+    return dataset
+
+
 def _execute(
     ray: Any,
     todo: list[str],
@@ -643,30 +767,10 @@ def _execute(
 
     context = DataContext.get_current()
     context.enable_progress_bars = options.progress
-    blocks = max(1, -(-len(todo) // options.decode_batch))
-    dataset = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
-    dataset = dataset.map_batches(
-        decode_batch,
-        batch_format="pyarrow",
-        batch_size=options.decode_batch,
-        fn_kwargs={"max_pixels": scorer_kwargs["max_pixels"]},
-        num_cpus=options.decode_cpus or (1.0 if options.address else 0.5),
-        # A decode worker holds ~400 MB (torch comes with the preprocessing module, plus a RAW's
-        # half-size demosaic). Asking for it
-        # also keeps Ray Data from fusing decoding into the scoring actors (fusion needs equal
-        # resource requests): decode tasks spread over every CPU of the cluster while the
-        # actors only run the model.
-        memory=DECODE_MEMORY,
-    )
-    dataset = dataset.map_batches(
-        ScoreActor,
-        batch_format="pyarrow",
-        batch_size=scorer_kwargs["batch_size"],
-        fn_constructor_kwargs={"scorer_kwargs": scorer_kwargs},
-        compute=ray.data.ActorPoolStrategy(size=_actor_count(ray, options)),
-        num_cpus=options.actor_cpus,
-        num_gpus=options.num_gpus or None,
-    )
+    if _decode_in_actor(ray, options):
+        dataset = _decode_and_score_in_actors(ray, todo, options, scorer_kwargs)
+    else:
+        dataset = _decode_tasks_then_actors(ray, todo, options, scorer_kwargs)
     dataset = dataset.map_batches(
         write_batch,
         batch_format="pyarrow",

@@ -120,16 +120,20 @@ def _raw_row_count(out: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("decode", ["auto", "tasks"])
 def test_batch_equals_photod_score_and_bad_files_are_error_rows(
-    ray_session, archive: Path, tmp_path: Path
+    ray_session, archive: Path, tmp_path: Path, decode: str
 ) -> None:
-    from photod.batch import run_batch
+    """Both layouts: decoding in the scoring actor (what a one-machine Ray gets by default)
+    and in CPU tasks before it (a cluster's)."""
+    from photod.batch import BatchOptions, _decode_in_actor, run_batch
     from photod.config import load_settings, scorer_from_settings
     from photod.index import embedding_array
     from photod.scoring import iter_photo_paths
 
+    assert _decode_in_actor(ray_session, BatchOptions(decode=decode)) == (decode == "auto")
     out = tmp_path / "out"
-    summary = run_batch([str(archive)], out, _options())
+    summary = run_batch([str(archive)], out, _options(decode=decode))
     assert (summary.listed, summary.photos, summary.ok, summary.errors) == (11, 11, 8, 3)
     assert summary.shards >= 3 and all(summary.stage_s[s] > 0 for s in ("decode", "score"))
     rows = _rows(out)

@@ -65,11 +65,19 @@ from photod.cli.common import (
     "--actors", type=click.IntRange(1), default=None, help="Scoring actors (model copies)."
 )
 @click.option(
+    "--decode",
+    type=click.Choice(["auto", "actor", "tasks"]),
+    default="auto",
+    show_default=True,
+    help="Where photos are decoded: threads inside the scoring actors (auto on a one-machine "
+    "Ray) or CPU tasks before them (auto on a cluster).",
+)
+@click.option(
     "--decode-batch",
     type=click.IntRange(1),
     default=16,
     show_default=True,
-    help="Photos per decode task.",
+    help="Photos per decode task (--decode tasks).",
 )
 @click.option(
     "--decode-cpus",
@@ -99,6 +107,7 @@ def batch(
     num_gpus: float,
     batch_size: int | None,
     actors: int | None,
+    decode: str,
     decode_batch: int,
     decode_cpus: float | None,
     shard_size: int,
@@ -128,6 +137,7 @@ def batch(
         num_gpus=num_gpus,
         batch_size=batch_size,
         actors=actors,
+        decode=decode,
         decode_batch=decode_batch,
         decode_cpus=decode_cpus,
         shard_size=shard_size,
