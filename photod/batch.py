@@ -349,7 +349,7 @@ class ScoreActor:
         out = []
         for row in rows:
             for name in ("pixels", "pixels_shape", "exif"):
-                row.pop(name)
+                row.pop(name, None)  # an error row straight from _decode_one has none of them
             row.update(model=self.scorer.version, scored_at=scored_at, score_s=per_photo)
             if row["status"] == "ok":
                 row.update(scored_columns(next(results), scored_at))
@@ -600,7 +600,10 @@ def run_batch(
                 _execute(ray, plan.todo, folder, options, scorer_kwargs, summary)
                 break
             except (ray.exceptions.RayError, RuntimeError) as exc:
-                if summary.attempts >= options.attempts:
+                if isinstance(exc, ray.exceptions.UserCodeException) or (
+                    summary.attempts >= options.attempts
+                ):
+                    # A bug in photod's own stage code fails the same way again: no retry.
                     raise BatchError(
                         f"the job failed {summary.attempts} times ({exc}); re-run the same "
                         "command to resume from the shards written so far",

@@ -411,20 +411,6 @@ def _extended_segments(extended: bytes) -> bytes:
     return bytes(out)
 
 
-def write_jpeg(
-    data: bytes,
-    standard: bytes,
-    extended: bytes | None,
-    extended_changed: bool,
-    exif: dict[str, str] | None,
-    warnings: list[str],
-) -> bytes:
-    """The JPEG with `standard` as its XMP packet (and `extended` when it changed), the rating
-    values patched into EXIF IFD0, every other byte copied."""
-    prefix, scan = jpeg_prefix(data, standard, extended, extended_changed, exif, warnings)
-    return prefix + data[scan:]
-
-
 def jpeg_prefix(
     data: bytes,
     standard: bytes,
@@ -433,10 +419,11 @@ def jpeg_prefix(
     exif: dict[str, str] | None,
     warnings: list[str],
 ) -> tuple[bytes, int]:
-    """(new bytes for `data[:scan]`, scan): what `write_jpeg` puts before the scan data, which it
-    copies unchanged from offset `scan` on. `data` need only reach past the first SOS marker
-    (`read_jpeg_head`), so a caller can rewrite the metadata of a large file without holding
-    its image data."""
+    """(new bytes for `data[:scan]`, scan): the JPEG's metadata segments with `standard` as its
+    XMP packet (and `extended` when it changed), the rating values patched into EXIF IFD0, every
+    other segment copied; the scan data from offset `scan` on stays as it is. `data` need only
+    reach past the first SOS marker (`read_jpeg_head`), so a caller rewrites the metadata of a
+    large file without holding its image data."""
     segments, scan = jpeg_segments(data)
     out = bytearray(data[:2])
     old_std = next((s for s in segments if s.kind == "xmp"), None)
