@@ -127,6 +127,13 @@ def head_from_state(state: dict[str, torch.Tensor]) -> nn.Module:
     raise ModelError(f"unrecognised head tensors: {sorted(state)[:6]}")
 
 
+def loaded_head(state: dict[str, torch.Tensor]) -> nn.Module:
+    """`head_from_state` with the tensors loaded (strictly, in fp32)."""
+    head = head_from_state(state)
+    head.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return head
+
+
 RATING = "rating"  # the name of the `head.*` head in forward_heads and in the card's "heads"
 
 
@@ -231,14 +238,11 @@ def load_weights(net: AestheticNet, path: Any) -> None:
     head_state, backbone_state, extra = split_state(state)
     if not head_state:
         raise ModelError(f"{path} holds no head weights")
-    net.head = head_from_state(head_state)
-    net.head.load_state_dict({k: v.float() for k, v in head_state.items()}, strict=True)
+    net.head = loaded_head(head_state)
     if backbone_state:
         load_backbone(net.backbone, backbone_state, path)
     for name, tensors in extra.items():
-        module = head_from_state(tensors)
-        module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-        net.heads[name] = module
+        net.heads[name] = loaded_head(tensors)
 
 
 def add_head(
@@ -283,13 +287,8 @@ def build_folded(path: Any) -> FoldedAestheticNet:
     head_state, backbone_state, extra = split_state(load_file(str(path)))
     if not head_state:
         raise ModelError(f"{path} holds no head weights")
-    heads = {}
-    for name, tensors in {RATING: head_state, **extra}.items():
-        module = head_from_state(tensors)
-        module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-        heads[name] = module
-    head = heads.pop(RATING)
-    net = FoldedAestheticNet(lite0_from_file_state(backbone_state), head, heads)
+    heads = {name: loaded_head(tensors) for name, tensors in extra.items()}
+    net = FoldedAestheticNet(lite0_from_file_state(backbone_state), loaded_head(head_state), heads)
     return net.eval().to(memory_format=torch.channels_last)
 
 

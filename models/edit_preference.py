@@ -85,25 +85,17 @@ def load_edit_model(path: Path = DEFAULT_MODEL_FILE, device: str = "cpu") -> Edi
     """The model file's backbone (folded, plain torch) + its edit-preference head."""
     from safetensors.torch import load_file
 
-    from photod.models.aesthetic import head_from_state, split_state
+    from photod.models.aesthetic import loaded_head, split_state
+    from photod.models.lite import lite0_from_file_state
 
     if not path.exists():
         raise ModelError(f"model file {path} is missing")
     _, backbone_state, extra = split_state(load_file(str(path)))
     if HEAD_NAME not in extra:
         raise ModelError(f"{path} holds no heads.{HEAD_NAME}.* tensors")
-    head = head_from_state(extra[HEAD_NAME])
-    head.load_state_dict({k: v.float() for k, v in extra[HEAD_NAME].items()}, strict=True)
-    net = EditPreferenceNet(backbone_from_state(backbone_state), head.eval())
+    head = loaded_head(extra[HEAD_NAME])
+    net = EditPreferenceNet(lite0_from_file_state(backbone_state), head.eval())
     net = net.eval().to(device).to(memory_format=torch.channels_last)
     if device.startswith("cuda"):
         net.backbone.half()  # the head stays fp32: it standardises the fp32 pooled features
     return net
-
-
-def backbone_from_state(backbone_state: dict[str, torch.Tensor]) -> nn.Module:
-    """The folded Lite0 of a file's `backbone.*` tensors (prefix stripped); modules a file does
-    not store (a partially fine-tuned backbone, or a head-only file) are ImageNet's."""
-    from photod.models.lite import lite0_from_file_state
-
-    return lite0_from_file_state(backbone_state)

@@ -235,7 +235,7 @@ def plan_run(
 
 def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
     from photod.errors import DecodeError, FileUnreadableError
-    from photod.scoring import _blake2b, _read_bytes, decode_for_model
+    from photod.scoring import _blake2b, decode_for_model
 
     started = time.perf_counter()
     row: dict[str, Any] = {"path": path, "status": "ok", "pixels": None}
@@ -258,11 +258,8 @@ def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
     row.update(size=st.st_size, mtime=st.st_mtime, mtime_ns=st.st_mtime_ns)
     try:
         # Read once: the hash and the decoder share the bytes (as in photod score's threads).
-        data = _read_bytes(path)
-        if data is None:
-            with open(path, "rb"):  # raises the OSError that says why
-                pass
-            raise FileUnreadableError("cannot read", path)
+        with open(path, "rb") as handle:
+            data = handle.read()
         row["content_hash"] = row["original_hash"] = _blake2b(data)
         image = decode_for_model(path, max_pixels, data=data)
     except FileNotFoundError:

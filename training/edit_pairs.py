@@ -202,7 +202,7 @@ def build_cache(
     import torch
 
     from photod.models.buckets import group_by_bucket, resize_to_bucket
-    from photod.models.edit_preference import backbone_from_state
+    from photod.models.lite import lite0_from_file_state
 
     folder.mkdir(parents=True, exist_ok=True)
     items = sources(n_para, seed, bench_root, para_offset)
@@ -228,7 +228,7 @@ def build_cache(
             from photod.models.edit_preference import WEIGHTS_DIR
 
             path = base_weights or WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
-            backbone = backbone_from_state(split_state(load_file(str(path)))[1])
+            backbone = lite0_from_file_state(split_state(load_file(str(path)))[1])
             backbone = backbone.to(memory_format=torch.channels_last)
         rows_group, rows_kind, rows_defect, rows_held, images = [], [], [], [], []
         for g, (group, split_key, item) in enumerate(chunk):

@@ -297,20 +297,14 @@ def read_jpeg_head(handle: BinaryIO) -> bytes:
     step = HEAD_READ
     while data[:2] == b"\xff\xd8":
         try:
-            _, scan = jpeg_segments(data)
+            jpeg_segments(data)  # returns once the SOS marker and its length are in `data`
+            break
         except MetadataError:
             more = handle.read(step)
             if not more:
                 break
             data += more
             step *= 2
-            continue
-        if scan + 4 <= len(data):
-            break
-        more = handle.read(4)
-        if not more:
-            break
-        data += more
     return data
 
 
