@@ -302,6 +302,8 @@ def summarise(rows: dict[str, list[dict[str, Any]]], margin: float) -> dict[str,
     right_sign = [np.sign(r["suggested"]) == -np.sign(r["injected"]) for r in exp]
 
     def direction(rows_: list[dict[str, Any]]) -> dict[str, float]:
+        if not rows_:  # a --limit run too short for this direction
+            return {"n": 0, "right_sign": float("nan"), "median_abs_error_ev": float("nan")}
         return {
             "n": len(rows_),
             "right_sign": round(

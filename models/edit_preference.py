@@ -21,22 +21,22 @@ the head; `EditPreferenceNet.forward_all(x)` gives (scores, embeddings) like Aes
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+import numpy as np
 
 from photod.errors import ModelError
 
 HEAD_NAME = "edit_preference"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # The model file whose backbone the shipped head was trained on, and which stores it.
-DEFAULT_MODEL_FILE = WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
+DEFAULT_MODEL_FILE = WEIGHTS_DIR / "photod-aesthetic-v4.safetensors"
 FEATURE_DIM = 2848
 
 
-def new_head(in_dim: int = FEATURE_DIM, hidden: int = 64) -> nn.Module:
+def new_head(in_dim: int = FEATURE_DIM, hidden: int = 64) -> Any:
     """An untrained head: standardised features -> MLP (hidden units, GELU) -> one score.
 
     The multi-head file's own MLP head (`AestheticHead`, dropout off), so `load_weights` and
@@ -45,22 +45,6 @@ def new_head(in_dim: int = FEATURE_DIM, hidden: int = 64) -> nn.Module:
     from photod.models.aesthetic import AestheticHead
 
     return AestheticHead(in_dim=in_dim, hidden=hidden, dropout=0.0)
-
-
-class EditPreferenceNet(nn.Module):
-    """Folded Lite0 backbone + edit-preference head."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features, embedding = self.backbone.features(x)
-        return self.head(features.float()), embedding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[0]
 
 
 def read_card(path: Path = DEFAULT_MODEL_FILE) -> dict[str, Any]:
@@ -81,12 +65,72 @@ def has_head(path: Path = DEFAULT_MODEL_FILE) -> bool:
     return path.exists() and bool(read_card(path).get("kind"))
 
 
-def load_edit_model(path: Path = DEFAULT_MODEL_FILE, device: str = "cpu") -> EditPreferenceNet:
+class NumpyHead:
+    """The edit-preference head (the multi-head file's MLP head) in numpy, for the torch-free
+    path: standardise, Linear, exact GELU, Linear. Equal to the torch head to float tolerance."""
+
+    def __init__(self, state: dict[str, np.ndarray]) -> None:
+        def get(key: str) -> np.ndarray:
+            return np.asarray(state[key], dtype=np.float32)
+
+        self.mean, self.std = get("feature_mean"), get("feature_std")
+        self.w1, self.b1 = get("mlp.0.weight").T.copy(), get("mlp.0.bias")
+        self.w2, self.b2 = get("mlp.3.weight").T.copy(), get("mlp.3.bias")
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        z = (np.asarray(features, np.float32) - self.mean) / self.std
+        hidden = z @ self.w1 + self.b1
+        hidden = 0.5 * hidden * (1.0 + _erf(hidden / math.sqrt(2.0)))
+        return (hidden @ self.w2 + self.b2).reshape(-1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf to about 1e-7 (Abramowitz & Stegun 7.1.26); numpy has none and scipy costs an import."""
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def load_numpy_head(path: Path = DEFAULT_MODEL_FILE) -> NumpyHead:
+    """The model file's edit-preference head, read without torch."""
+    from safetensors.numpy import load_file
+
+    if not path.exists():
+        raise ModelError(f"model file {path} is missing")
+    prefix = f"heads.{HEAD_NAME}."
+    state = {k[len(prefix) :]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+    if "mlp.0.weight" not in state:
+        raise ModelError(f"{path} holds no MLP {prefix}* tensors")
+    return NumpyHead(state)
+
+
+def load_edit_model(path: Path = DEFAULT_MODEL_FILE, device: str = "cpu") -> Any:
     """The model file's backbone (folded, plain torch) + its edit-preference head."""
+    import torch
     from safetensors.torch import load_file
+    from torch import nn
 
     from photod.models.aesthetic import loaded_head, split_state
     from photod.models.lite import lite0_from_file_state
+
+    class EditPreferenceNet(nn.Module):
+        """Folded Lite0 backbone + edit-preference head."""
+
+        def __init__(self, backbone: nn.Module, head: nn.Module):
+            super().__init__()
+            self.backbone = backbone
+            self.head = head
+
+        def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            features, embedding = self.backbone.features(x)
+            return self.head(features.float()), embedding
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.forward_all(x)[0]
 
     if not path.exists():
         raise ModelError(f"model file {path} is missing")

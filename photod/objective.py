@@ -1,15 +1,16 @@
 """The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
 edit-preference head at each image's own shape (`--objective edit-preference`, config
 `suggest_objective`). The head is measured but not yet good enough to be the default: on
-benchmarks/suggest_quality.py it leaves untouched good photos alone 28 % of the time (the
-aesthetic objective 74 %).
+benchmarks/suggest_quality.py it leaves untouched good photos alone 62 % of the time (the
+aesthetic objective 74 %), though it corrects more exposure errors and casts (README).
 
 `EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
 edit-preference head (models/edit_preference.py) over the MLSP features of one backbone pass per
 candidate, each candidate resized to its shape bucket (short side 224 px, long side one of a few
-fixed sizes: models/buckets.py), never squashed to a square. Batches hold one shape each. The
-model loads on first use without importing timm or torchvision (models/lite.py), which is most
-of what a new `photod suggest` process used to spend before its first photo.
+fixed sizes: models/buckets.py), never squashed to a square. Batches hold one shape each. On
+the CPU the backbone runs on ONNX Runtime (models/onnx_backbone.py) and the head in numpy, so
+a `photod suggest` process never imports torch (about 2 s of a cold start); on a GPU, or when
+the ONNX export is missing or stale, the folded plain-torch backbone (models/lite.py) serves.
 """
 
 from __future__ import annotations
@@ -36,15 +37,21 @@ class EditObjective:
         batch_size: int = 32,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         model_file: Path | None = None,
+        backend: str = "auto",
     ) -> None:
         from photod.models.edit_preference import DEFAULT_MODEL_FILE, read_card
 
         self.model_file = model_file or DEFAULT_MODEL_FILE
         self.card = read_card(self.model_file)
         self.requested_device = device
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"unknown backend {backend!r} (use auto, onnx or torch)")
+        self.backend = backend
         self.batch_size = max(1, batch_size)
         self.max_pixels = max_pixels
         self._net: Any = None
+        self._onnx: Any = None
+        self._numpy_head: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -68,6 +75,7 @@ class EditObjective:
 
     @property
     def net(self) -> Any:
+        """The torch model (backbone + head); built on first use."""
         with self._lock:
             if self._net is None:
                 from photod.models.edit_preference import load_edit_model
@@ -76,30 +84,79 @@ class EditObjective:
                 self._net = load_edit_model(self.model_file, self.device)
             return self._net
 
+    @property
+    def onnx(self) -> Any:
+        """The ONNX Runtime backbone and numpy head, or None (GPU, no onnxruntime, no export, or
+        an export of other tensors: then the torch model serves, as before)."""
+        with self._lock:
+            if self._onnx is None:
+                self._onnx = False
+                cpu = self.requested_device == "cpu" or (
+                    self.requested_device == "auto" and not _cuda_visible()
+                )
+                if self.backend == "onnx" or (self.backend == "auto" and cpu):
+                    from photod.errors import ModelError
+                    from photod.models.edit_preference import load_numpy_head
+                    from photod.models.onnx_backbone import load
+
+                    try:
+                        backbone = load(self.model_file)
+                        self._numpy_head = load_numpy_head(self.model_file)
+                        self._onnx = backbone
+                        log.info("edit-preference model %s on ONNX Runtime (CPU)", self.version)
+                    except ModelError as exc:
+                        if self.backend == "onnx":
+                            raise
+                        log.info("edit-preference model on torch: %s", exc)
+            return self._onnx or None
+
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """MLSP features [N, 2848] of HxWx3 uint8 arrays, each at its bucket shape."""
         return self._run(images)
 
-    def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""
-        feats = self._run(images)
-        if not len(feats):
-            return np.zeros(0, np.float32), feats
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """Head scores [N] of MLSP features [N, 2848]."""
+        if not len(features):
+            return np.zeros(0, np.float32)
+        if self.onnx is not None:
+            return self._numpy_head(features).astype(np.float32)
         import torch
 
         with torch.inference_mode():
             head = self.net.head
-            scores = head(torch.from_numpy(feats).to(head.feature_mean.device)).cpu().numpy()
-        scores = scores.reshape(-1)
-        return scores.astype(np.float32), feats
+            scores = head(torch.from_numpy(features).to(head.feature_mean.device)).cpu().numpy()
+        return scores.reshape(-1).astype(np.float32)
+
+    def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""
+        feats = self._run(images)
+        return self.score_features(feats), feats
+
+    def roi_maps(self, image: np.ndarray, size: int) -> list[np.ndarray] | None:
+        """[stage0 ... stage6, head map] of `image` squashed to `size` x `size` (ONNX path only;
+        None on torch, whose RoI scorer reads the network directly)."""
+        if self.onnx is None:
+            return None
+        from photod.models.preprocess import resize_for_model
+
+        square = resize_for_model(np.ascontiguousarray(image[..., :3]), size)
+        return [m[0] for m in self.onnx.maps(square[None])]
 
     def _run(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        import torch
-
         from photod.models.buckets import group_by_bucket, resize_to_bucket
 
-        net = self.net
         out = np.zeros((len(images), 2848), np.float32)
+        onnx = self.onnx
+        if onnx is not None:
+            for indices in group_by_bucket(images).values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start : start + self.batch_size]
+                    stacked = np.stack([resize_to_bucket(images[i][..., :3]) for i in chunk])
+                    out[chunk] = onnx.features(stacked)
+            return out
+        import torch
+
+        net = self.net
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         with torch.inference_mode():
             for indices in group_by_bucket(images).values():
@@ -111,6 +168,15 @@ class EditObjective:
                     feats, _ = net.backbone.features(x.to(self.device, dtype=dtype))
                     out[chunk] = feats.float().cpu().numpy()
         return out
+
+
+def _cuda_visible() -> bool:
+    """Whether a CUDA device may be present, without importing torch (driver files)."""
+    import os
+
+    return os.path.exists("/proc/driver/nvidia/version") and os.environ.get(
+        "CUDA_VISIBLE_DEVICES", "x"
+    ) not in ("", "-1")
 
 
 OBJECTIVES = ("aesthetic", "edit-preference")

@@ -203,6 +203,10 @@ def suggest_pixels(
         default_margin = settings["margin"]
         step_margins = settings.get("step_margins", {})
     margin = float(default_margin if margin is None else margin)
+    if edit_head:
+        # The head's calibrated margin is a step margin too (no step moves unless it gains
+        # that much); a smaller margin asked for explicitly lowers the steps' as well.
+        step_margins = {kind: min(float(value), margin) for kind, value in step_margins.items()}
     base = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
     height, width = base.shape[:2]
 
@@ -444,6 +448,16 @@ def roi_scores(
     piecewise-constant feature map). mean = S/A and std = sqrt((Q - S**2/A) / (A - 1)) reproduce
     torch's global mean/std restricted to the window; the head scores all windows at once.
     """
+    maps = scorer.roi_maps(image, size) if hasattr(scorer, "roi_maps") else None
+    if maps is not None:
+        # The ONNX Runtime path (photod.objective.EditObjective): the same statistics from the
+        # stage maps the graph returns, the head in numpy: no torch.
+        box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        pooled = []
+        for fmap in maps[:-1]:
+            pooled += list(window_stats(fmap, box_array))
+        pooled.append(window_stats(maps[-1], box_array, std=False)[0])
+        return scorer.score_features(np.concatenate(pooled, axis=1).astype(np.float32))
     setup = _roi_setup(scorer, image, boxes, size)
     if setup is None:
         return None

@@ -80,12 +80,12 @@ def test_shape_buckets_are_few_and_keep_the_aspect_ratio():
 def test_head_is_an_extra_head_of_the_multi_head_model_file():
     from photod.models import load_model
 
-    net = load_model("photod-aesthetic-v3", device="cpu")
+    net = load_model("photod-aesthetic-v4", device="cpu")
     assert HEAD_NAME in net.heads  # read by the multi-head loader like any extra head
     card = read_card(DEFAULT_MODEL_FILE)
-    assert card["base"] == "photod-aesthetic-v3"
+    assert card["base"] == "photod-aesthetic-v4"
     accuracy = card["pair_accuracy_held_out"]
-    for kind in ("exposure", "colour", "tilt", "margin_flat", "margin_foreign", "cut_subject"):
+    for kind in ("exposure_under", "exposure_over", "colour_cast", "tilt", "margin_flat"):
         assert kind in accuracy
     curve = card["margin"]["curve_held_out"]
     assert curve[0]["margin"] == 0.0 and {"fixed", "left_alone"} <= set(curve[0])
@@ -159,13 +159,71 @@ def test_refinement_proposes_steps_around_the_ladder_winner():
     assert sorted(c.params["ev"] for c in refined) == [1.0, 1.4]
 
 
+def test_onnx_backbone_and_numpy_head_equal_torch_and_refuse_other_tensors(tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from photod.errors import ModelError
+    from photod.models.buckets import resize_to_bucket
+    from photod.models.edit_preference import load_edit_model, load_numpy_head
+    from photod.models.onnx_backbone import load, onnx_path
+    from photod.objective import EditObjective
+
+    net = load_edit_model(DEFAULT_MODEL_FILE)
+    onnx = load(DEFAULT_MODEL_FILE, threads=1)
+    head = load_numpy_head(DEFAULT_MODEL_FILE)
+    image = photos.real_photo("chelsea", scale=0.7)
+    for crop in (image, image[:, : image.shape[0]]):  # a landscape bucket and a square one
+        pixels = resize_to_bucket(crop)[None]
+        with torch.inference_mode():
+            x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            expected, _ = net.backbone.features(x)
+            expected_score = net.head(expected).numpy()
+        got = onnx.features(pixels)
+        assert float(np.abs(got - expected.numpy()).max()) < 1e-3
+        assert float(np.abs(head(got) - expected_score).max()) < 1e-3
+    with pytest.raises(ValueError, match="multiples of 32"):
+        onnx.features(np.zeros((1, 230, 224, 3), np.uint8))
+    # A model file whose backbone differs from the export's: the export is refused and the
+    # objective serves from torch instead of scoring with stale weights.
+    copy = tmp_path / DEFAULT_MODEL_FILE.name
+    state = load_file(str(DEFAULT_MODEL_FILE))
+    name = next(k for k in state if k.startswith("backbone.") and k.endswith("weight"))
+    state[name] = state[name] * 1.01
+    save_file(state, str(copy))
+    shutil.copy(DEFAULT_MODEL_FILE.with_suffix(".json"), copy.with_suffix(".json"))
+    shutil.copy(onnx_path(DEFAULT_MODEL_FILE), onnx_path(copy))
+    with pytest.raises(ModelError, match="other backbone tensors"):
+        load(copy)
+    fallback = EditObjective(device="cpu", model_file=copy)
+    assert fallback.onnx is None
+    assert fallback.score_pixels([image])[0].shape == (1,)
+    with pytest.raises(ModelError):
+        EditObjective(device="cpu", model_file=copy, backend="onnx").score_pixels([image])
+
+
+def test_roi_window_scores_are_the_same_on_onnx_and_torch():
+    from photod.objective import EditObjective
+    from photod.suggest import roi_scores
+
+    image = photos.real_photo("astronaut", scale=0.5)
+    boxes = [(0.0, 0.0, 1.0, 1.0), (0.1, 0.05, 0.8, 0.9), (0.3, 0.3, 1.0, 1.0)]
+    on_onnx = EditObjective(device="cpu", backend="onnx")
+    on_torch = EditObjective(device="cpu", backend="torch")
+    a, b = roi_scores(on_onnx, image, boxes), roi_scores(on_torch, image, boxes)
+    assert on_onnx.onnx is not None and on_torch.onnx is None
+    assert float(np.abs(a - b).max()) < 2e-3, (a, b)
+
+
 def test_cli_suggest_loads_no_timm_and_uses_the_head(tmp_path):
     path = photos.write_jpeg(tmp_path / "p.jpg", _shift(photos.real_photo("coffee"), -1.2))
     code = (
         "import sys, json; from photod.cli import main; sys.argv = ['photod', 'suggest', "
         f"'--json', '--objective', 'edit-preference', '--device', 'cpu', {str(path)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(json.dumps(sorted(m for m in ('timm', 'torchvision') if m in sys.modules)))"
+        "print(json.dumps(sorted(m for m in ('timm', 'torch', 'torchvision') if m in sys.modules)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
@@ -212,3 +270,59 @@ def test_cli_suggest_searches_with_the_aesthetic_score_by_default(tmp_path, monk
     result = CliRunner().invoke(cli, [*args[:-1], "--objective", "edit-preference", str(path)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model"] == read_card()["version"]
+
+
+def test_search_lists_label_each_item_by_its_distance_from_the_good_photo():
+    from photod.training.edit_pairs import KINDS, search_lists
+    from photod.training.train_edit_head import gap_for, make_pairs, margin_curve
+
+    image = photos.real_photo("coffee", scale=0.5)
+    other = photos.real_photo("chelsea", scale=0.5)
+    lists = dict(search_lists(image, other, np.random.default_rng(3)))
+    assert set(lists) <= set(KINDS) and {"ladder_under", "colour_cast", "grid_margin"} <= set(lists)
+    for kind, items in lists.items():
+        residuals = [r for r, _ in items]
+        assert min(residuals) >= 0 and all(p.dtype == np.uint8 for _, p in items), kind
+        assert min(residuals) <= 0.05, kind  # every list holds the photo itself or its exact fix
+    under = lists["ladder_under"]
+    assert under[0][0] >= 0.4  # the start is the defective photo...
+    assert np.abs(under[0][1].astype(int) - image).mean() > 10  # ...visibly darker
+    # Rows as the cache stores them; a scorer that knows the residuals ranks every pair right,
+    # fixes every defect and leaves every clean photo alone at a small margin.
+    group, kind, residual, base, photo = [], [], [], [], []
+    for name, items in lists.items():
+        for position, (r, _) in enumerate(items):
+            group.append(name)
+            kind.append(name)
+            residual.append(r)
+            base.append(position == 0)
+            photo.append("coffee")
+    data = {
+        "group": np.array(group),
+        "kind": np.array(kind),
+        "residual": np.array(residual, np.float32),
+        "base": np.array(base),
+        "photo": np.array(photo),
+    }
+    better, worse, kinds = make_pairs(data["group"], data["kind"], data["residual"])
+    gaps = np.array([gap_for(k) for k in kinds])
+    assert len(better) > 50 and (data["residual"][worse] - data["residual"][better] >= gaps).all()
+    curve = margin_curve(-data["residual"], data)
+    assert curve[1]["fixed"] == 1.0 and curve[1]["left_alone"] == 1.0
+    noisy = margin_curve(np.random.default_rng(0).normal(size=len(residual)), data)
+    assert min(p["fixed"] for p in noisy) < 1.0
+
+
+def test_onnx_export_reproduces_the_shipped_graph(tmp_path):
+    import onnxruntime as ort
+
+    from photod.models.buckets import resize_to_bucket
+    from photod.models.onnx_backbone import OnnxBackbone, export, load
+
+    out = export(DEFAULT_MODEL_FILE, tmp_path / "backbone.onnx")
+    fresh = OnnxBackbone(ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]))
+    shipped = load(DEFAULT_MODEL_FILE, threads=1)
+    pixels = np.stack([resize_to_bucket(photos.real_photo("coffee", scale=0.5))] * 2)
+    assert float(np.abs(fresh.features(pixels) - shipped.features(pixels)).max()) < 1e-4
+    maps = fresh.maps(pixels[:1])
+    assert [m.shape[1] for m in maps] == [16, 24, 40, 80, 112, 192, 320, 1280]

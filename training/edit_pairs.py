@@ -1,24 +1,28 @@
-"""Variants of good photos for the edit-preference head, and their cached MLSP features.
+"""Lists of versions of good photos for the edit-preference head, and their cached features.
 
-Every source photo becomes a *group*: the untouched photo (defect 0) and versions of it with one
-known defect each, whose `defect` grows with how wrong the version is:
+Every source photo gives *lists* (`search_lists`), each what one step of `photod suggest` ranks:
+its start (the good photo, or the photo with one injected defect) and the edits proposed from
+it by the enhancers' own code, each labelled with its residual, how far it is from the good
+photo:
 
-- exposure: an EV ladder in linear light (-2 ... +2, clipped like a sensor); defect |EV|
-- colour: linear-light casts along a random hue (and pure temperature / tint); defect = gain size
-- contrast and saturation, both directions; defect |amount|
-- tilt: rotated 2-7 degrees, cropped to the largest upright box (no empty corners)
-- margin_flat / margin_foreign: flat colour or a strip of ANOTHER photo around or beside it
-- cut_subject: a crop of 40-60 % of the area pushed against an edge (at its own aspect ratio)
-- too_tight: a centred crop of 30-55 % of the area
+- exposure: from the clean photo, an under- and an over-exposed one (linear light, clipped like
+  a sensor); nearby shifts, and the search's whole ladder plus its refinement (`ladder_*`);
+  residual |injected + applied EV|
+- colour: the white-balance enhancer's candidates (grey-world, white-patch, temperature, tint)
+  from the clean photo and from a random linear-light cast, plus the exact inverse; residual:
+  the cast left (`cast_size`, the benchmark's measure)
+- crops: random crops and the crop enhancer's own boxes of the clean photo, and crops of the
+  photo padded with a flat border or a strip of ANOTHER photo; residual 1 - IoU with the frame
+- contrast, saturation and tilt (rotated 1.5-7 degrees, cropped to the largest upright box)
 
 Crops and margins keep their own shape (never resized to a square): the head sees them at their
 aspect ratio through the shape buckets (models/buckets.py), as the search will.
 
-Sources (`sources()`): good PARA photos of v3's TRAINING sessions (aesthetic mean above the
+Sources (`sources()`): good PARA photos of the TRAINING sessions (aesthetic mean above the
 median; `session_split(..., seed) == "train"`), split again by session hash into fit / held-out
-groups; and the few real full-size photos that are NOT in the benchmark (`REAL_TRAIN`, by file;
+photos; and the few real full-size photos that are NOT in the benchmark (`REAL_TRAIN`, by file;
 benchmarks/suggest_quality.py lists the benchmark's). Features: one pass of the base model's
-backbone per variant (models/lite.py), cached per shard so a re-run only adds what is missing.
+backbone per image (models/lite.py), cached per shard so a re-run only adds what is missing.
 """
 
 from __future__ import annotations
@@ -42,20 +46,27 @@ REAL_TRAIN = (
     "usr/share/kphotoalbum/pics/search.jpg",
     "sklearn:china.jpg",
     "sklearn:flower.jpg",
+    "matplotlib:grace_hopper.jpg",
+    "skimage:stereo_motorcycle",
 )
 KINDS = (
-    "original",
-    "exposure",
-    "colour",
+    "ladder_clean",
+    "ladder_under",
+    "ladder_over",
+    "grid_clean",
+    "grid_margin",
+    "exposure_clean",
+    "exposure_under",
+    "exposure_over",
+    "colour_clean",
+    "colour_cast",
+    "crop_clean",
+    "margin_flat",
+    "margin_foreign",
     "contrast",
     "saturation",
     "tilt",
-    "margin_flat",
-    "margin_foreign",
-    "cut_subject",
-    "too_tight",
 )
-EV_LADDER = (-2.0, -1.5, -1.0, -0.6, -0.3, 0.3, 0.6, 1.0, 1.5, 2.0)
 
 
 def held_out(group: str) -> bool:
@@ -75,64 +86,191 @@ def _srgb(linear: np.ndarray) -> np.ndarray:
     return np.round(linear_to_srgb(linear) * 255).astype(np.uint8)
 
 
-def variants(
+def _shift(lin: np.ndarray, ev: float) -> np.ndarray:
+    """A camera's exposure error: linear light times 2**ev, clipped at white."""
+    return _srgb(lin * 2.0**ev)
+
+
+def _cast(lin: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    return _srgb(lin * (gains / (gains @ luma)))
+
+
+def cast_size(image: np.ndarray, reference: np.ndarray) -> float:
+    """How far `image`'s colour balance is from `reference`'s: max |log| of the channel ratio
+    (the measure of benchmarks/suggest_quality.py)."""
+    ratio = _linear(image).reshape(-1, 3).mean(0) / (
+        _linear(reference).reshape(-1, 3).mean(0) + 1e-6
+    )
+    return float(np.abs(np.log(ratio / np.exp(np.log(ratio).mean()))).max())
+
+
+def _random_crop(rng: np.random.Generator, width: int, height: int, area: tuple[float, float]):
+    """A box (fractions) of a random aspect ratio, area and position."""
+    from photod.enhancers.crop import ASPECTS
+
+    aspect = float(rng.choice([width / height, *ASPECTS.values()]))
+    keep = rng.uniform(*area)
+    bw = float(np.clip(np.sqrt(keep * aspect * height / width), 0.3, 1.0))
+    bh = float(np.clip(keep / bw, 0.3, 1.0))
+    left, top = rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh)
+    return (left, top, left + bw, top + bh)
+
+
+def search_lists(
     image: np.ndarray, other: np.ndarray, rng: np.random.Generator
-) -> Iterator[tuple[str, float, np.ndarray]]:
-    """(kind, defect, pixels) for one good photo; `other` supplies foreign margins."""
+) -> Iterator[tuple[str, list[tuple[float, np.ndarray]]]]:
+    """(kind, [(residual, pixels), ...]) lists for one good photo, as the search meets them.
+
+    Each list is what one step of `photod suggest` ranks: its first item is the step's starting
+    image (the good photo, or the photo with one injected defect) and the others are the edits
+    the enhancer proposes from it, made by the enhancers' own code (exposure LUTs with their
+    highlight shoulder, the white-balance estimators, crops). `residual` is how far each item
+    is from the good photo: |injected EV + applied EV|, the colour cast left (`cast_size`),
+    1 - IoU of a crop with the photo's true frame, or the size of a tone / tilt defect. The
+    head learns to put smaller residuals first; whether the step should move at all is the
+    calibrated margin's job (`train_edit_head.margin_curve`).
+    """
     from PIL import Image
 
-    from photod.enhancers.geometry import extract, inscribed_box
+    from photod.enhancers import EnhanceContext, get_enhancer
+    from photod.enhancers.color import apply_luts
+    from photod.enhancers.exposure import exposure_lut
+    from photod.enhancers.geometry import extract, inscribed_box, iou
     from photod.enhancers.tone import adjust_saturation, contrast_lut
 
     h, w = image.shape[:2]
     lin = _linear(image)
-    yield "original", 0.0, image
-    for ev in EV_LADDER:
-        yield "exposure", abs(ev), _srgb(lin * 2.0**ev)
-    luma = np.array([0.2126, 0.7152, 0.0722])
-    for strength in (0.08, 0.16, 0.3):
-        angle = rng.uniform(0, 2 * np.pi)
-        direction = np.array([np.cos(angle), np.cos(angle - 2.094), np.cos(angle + 2.094)])
-        gains = 1.0 + strength * direction
-        yield "colour", strength, _srgb(lin * (gains / (gains @ luma)))
-    for t in (rng.choice([-1, 1]) * 0.2, rng.choice([-1, 1]) * 0.12):
-        gains = np.array([1 + t, 1.0, 1 - t]) if rng.random() < 0.5 else np.array([1, 1 - t, 1])
-        yield "colour", abs(float(t)), _srgb(lin * (gains / (gains @ luma)))
-    for amount in (-0.45, 0.5):
-        yield "contrast", abs(amount), np.ascontiguousarray(np.asarray(contrast_lut(amount))[image])
-    for amount in (-0.5, 0.6):
-        yield "saturation", abs(amount), adjust_saturation(image, saturation=amount)
-    for degrees in (rng.uniform(2, 3.5), rng.uniform(4.5, 7)):
+
+    def exposure_list(base: np.ndarray, injected: float, evs) -> list[tuple[float, np.ndarray]]:
+        items = [(abs(injected), base)]
+        for ev in evs:
+            if abs(ev) > 1e-6:
+                items.append((abs(injected + ev), apply_luts(base, exposure_lut(float(ev)))))
+        return items
+
+    ladder = [-1.6, -0.8, -0.4, 0.4, 0.8, 1.6, *np.round(rng.uniform(-2, 2, 2), 2)]
+    yield "exposure_clean", exposure_list(image, 0.0, ladder)
+    for sign in (-1, 1):
+        injected = float(sign * rng.uniform(0.4, 1.8))
+        fix = -injected
+        evs = [fix + d for d in (-0.8, -0.4, -0.2, 0.0, 0.2, 0.4, 0.8)] + [-fix * 0.5]
+        evs = [float(np.clip(round(ev, 2), -2.5, 2.5)) for ev in evs]
+        yield (
+            ("exposure_under" if sign < 0 else "exposure_over"),
+            exposure_list(_shift(lin, injected), injected, evs),
+        )
+
+    white_balance = get_enhancer("white_balance")
+    wb_params = {
+        "methods": ["grey_world", "white_patch"],
+        "strength": [0.5, 1.0],
+        "temperature": [-0.2, -0.1, 0.1, 0.2],
+        "tint": [-0.15, 0.15],
+    }
+
+    def colour_list(base: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        items = [(cast_size(base, image), base)]
+        for candidate in white_balance.candidates(base, EnhanceContext(params=wb_params)):
+            fixed = candidate.apply(base)
+            items.append((cast_size(fixed, image), fixed))
+        return items
+
+    yield "colour_clean", colour_list(image)
+    direction = rng.normal(size=3)
+    direction -= direction.mean()
+    direction /= np.linalg.norm(direction) + 1e-9
+    gains = np.exp(rng.uniform(0.12, 0.45) * direction * np.sqrt(1.5))
+    cast = _cast(lin, gains)
+    items = colour_list(cast)
+    for strength in (0.5, 1.0):
+        # The exact inverse (and half of it): the fix the estimators should approach.
+        inverse = _cast(_linear(cast), 1.0 + strength * (1.0 / gains - 1.0))
+        items.append((cast_size(inverse, image), inverse))
+    yield "colour_cast", items
+
+    full = (0.0, 0.0, 1.0, 1.0)
+    crops = [(0.0, image)]
+    for area in ((0.3, 0.55), (0.55, 0.75), (0.75, 0.95), (0.75, 0.95), (0.5, 0.9)):
+        box = _random_crop(rng, w, h, area)
+        crops.append((1.0 - iou(box, full), extract(image, box)))
+    yield "crop_clean", crops
+
+    if rng.random() < 0.5:
+        share = rng.uniform(0.05, 0.2, 4) * (rng.random(4) < 0.75)
+        share = share if share.any() else np.full(4, 0.1)
+        t, b = (int(s * h) for s in share[:2])
+        lft, r = (int(s * w) for s in share[2:])
+        padded = np.empty((h + t + b, w + lft + r, 3), np.uint8)
+        padded[:] = rng.integers(0, 256, 3).astype(np.uint8)
+        padded[t : t + h, lft : lft + w] = image
+        kind = "margin_flat"
+    else:
+        strip_w = max(8, int(w * rng.uniform(0.12, 0.35)))
+        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
+        left_side = rng.random() < 0.5
+        padded = np.concatenate((strip, image) if left_side else (image, strip), axis=1)
+        t, b, lft, r = 0, 0, (strip_w if left_side else 0), (0 if left_side else strip_w)
+        kind = "margin_foreign"
+    ph, pw = padded.shape[:2]
+    truth = (lft / pw, t / ph, (lft + w) / pw, (t + h) / ph)
+    boxes = [truth]
+    for _ in range(3):  # near misses: the frame grown or shrunk a little on each side
+        jitter = rng.uniform(-0.06, 0.06, 4)
+        boxes.append(
+            (
+                max(0.0, truth[0] + jitter[0]),
+                max(0.0, truth[1] + jitter[1]),
+                min(1.0, truth[2] + jitter[2]),
+                min(1.0, truth[3] + jitter[3]),
+            )
+        )
+    boxes += [_random_crop(rng, pw, ph, (0.45, 0.9)) for _ in range(3)]
+    items = [(1.0 - iou(full, truth), padded)]
+    items += [(1.0 - iou(box, truth), extract(padded, box)) for box in boxes]
+    yield kind, items
+
+    # The search's own candidates: its whole exposure ladder (presets.json edit_params) and
+    # refinement from a clean, an under- and an over-exposed start, and the crop enhancer's
+    # boxes on the clean photo and on a padded one (the lists above cover nearby edits only).
+    from photod.enhancers import load_presets
+    from photod.enhancers.crop import crop_boxes
+
+    settings = load_presets()
+    search_ladder = [float(ev) for ev in settings["edit_params"]["exposure"]["ev"]]
+    for name, injected in (
+        ("ladder_clean", 0.0),
+        ("ladder_under", -float(rng.uniform(0.4, 1.6))),
+        ("ladder_over", float(rng.uniform(0.4, 1.6))),
+    ):
+        start = image if injected == 0 else _shift(lin, injected)
+        refine = [round(-injected + d, 2) for d in (-0.2, 0.0, 0.2)] if injected else []
+        yield name, exposure_list(start, injected, sorted(set(search_ladder + refine)))
+    crop_params = {**settings["params"]["crop"], "min_saliency": 0.0}
+    for name, canvas, frame in (("grid_clean", image, full), ("grid_margin", padded, truth)):
+        ch, cw = canvas.shape[:2]
+        boxes = [b for _, _, b in crop_boxes(cw, ch, EnhanceContext(params=crop_params))]
+        picked = [boxes[i] for i in rng.permutation(len(boxes))[:9]]
+        if frame != full:
+            picked.append(frame)
+        items = [(1.0 - iou(full, frame), canvas)]
+        items += [(1.0 - iou(box, frame), extract(canvas, box)) for box in picked]
+        yield name, items
+
+    tone = [(0.0, image)]
+    for amount in (rng.uniform(-0.5, -0.25), rng.uniform(0.3, 0.6)):
+        tone.append((abs(amount), np.ascontiguousarray(np.asarray(contrast_lut(amount))[image])))
+    yield "contrast", tone
+    saturation = [(0.0, image)]
+    for amount in (rng.uniform(-0.6, -0.3), rng.uniform(0.35, 0.7)):
+        saturation.append((abs(amount), adjust_saturation(image, saturation=amount)))
+    yield "saturation", saturation
+    tilts = [(0.0, image)]
+    for degrees in (rng.uniform(1.5, 3.5), rng.uniform(4.5, 7)):
         angle = float(degrees * rng.choice([-1, 1]))
         # The content tilted by `angle`: extract with the opposite angle turns the photo.
-        tilted = extract(image, inscribed_box(w, h, angle), -angle)
-        yield "tilt", degrees / 4.0, tilted
-    for share in (0.06, 0.14):
-        sides = rng.integers(0, 2, 4) if rng.random() < 0.5 else np.ones(4, int)
-        sides = sides if sides.any() else np.ones(4, int)
-        t, b, lft, r = (int(share * (h if i < 2 else w)) * s for i, s in enumerate(sides))
-        canvas = np.empty((h + t + b, w + lft + r, 3), np.uint8)
-        canvas[:] = rng.integers(0, 256, 3).astype(np.uint8)
-        canvas[t : t + h, lft : lft + w] = image
-        yield "margin_flat", share * 5, canvas
-    for share in (0.12, 0.25):
-        strip_w = max(8, int(w * share))
-        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
-        pair = (strip, image) if rng.random() < 0.5 else (image, strip)
-        yield "margin_foreign", share * 4, np.concatenate(pair, axis=1)
-    for keep in (rng.uniform(0.4, 0.5), rng.uniform(0.5, 0.62)):
-        aspect = rng.uniform(0.7, 1.4)
-        bw = float(np.clip(np.sqrt(keep * aspect), 0.3, 1.0))
-        bh = float(np.clip(keep / bw, 0.3, 1.0))
-        fx, fy = [(0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0), (0.5, 1), (0, 0.5), (1, 0.5)][
-            rng.integers(8)
-        ]
-        left, top = (1 - bw) * fx, (1 - bh) * fy
-        yield "cut_subject", (1 - keep) * 2, extract(image, (left, top, left + bw, top + bh))
-    for keep in (rng.uniform(0.3, 0.42), rng.uniform(0.42, 0.55)):
-        side = float(np.sqrt(keep))
-        box = (0.5 - side / 2, 0.5 - side / 2, 0.5 + side / 2, 0.5 + side / 2)
-        yield "too_tight", (1 - keep) * 2, extract(image, box)
+        tilts.append((degrees / 4.0, extract(image, inscribed_box(w, h, angle), -angle)))
+    yield "tilt", tilts
 
 
 def sources(
@@ -155,6 +293,22 @@ def sources(
             from sklearn.datasets import load_sample_image
 
             out.append((rel, rel, "real", load_sample_image(rel.split(":", 1)[1])))
+        elif rel.startswith("matplotlib:"):
+            import matplotlib.cbook
+
+            out.append(
+                (
+                    rel,
+                    rel,
+                    "real",
+                    matplotlib.cbook.get_sample_data(rel.split(":")[1], asfileobj=False),
+                )
+            )
+        elif rel.startswith("skimage:"):
+            import skimage.data
+
+            pixels = getattr(skimage.data, rel.split(":")[1])()
+            out.append((rel, rel, "real", pixels[0] if isinstance(pixels, tuple) else pixels))
         elif bench_root is not None and (bench_root / rel).exists():
             out.append((rel, rel, "real", bench_root / rel))
     return out
@@ -177,27 +331,32 @@ def working_copy(item: object) -> np.ndarray:
     return decode_image(item, min_side=224).pixels  # type: ignore[arg-type]
 
 
+CACHE_KEYS = ("photo", "group", "kind", "residual", "base", "held_out", "features")
+
+
 def load_cache(folder: Path) -> dict[str, np.ndarray]:
     """The finished shards under `folder` (training may start before the cache is complete)."""
     shards = sorted(folder.glob("**/shard-[0-9][0-9][0-9].npz"))
     parts = [dict(np.load(shard)) for shard in shards]
-    keys = ("group", "kind", "defect", "held_out", "features")
-    return {key: np.concatenate([p[key] for p in parts]) for key in keys}
+    return {key: np.concatenate([p[key] for p in parts]) for key in CACHE_KEYS}
 
 
 def build_cache(
     folder: Path,
-    n_para: int = 160,
-    real_repeats: int = 3,
+    n_para: int = 480,
+    real_repeats: int = 4,
     seed: int = 0,
     base_weights: Path | None = None,
     bench_root: Path | None = None,
     shard_groups: int = 16,
     para_offset: int = 0,
+    kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, np.ndarray]:
-    """Features of every variant of every group, cached in shards under `folder` (resumable).
+    """Features of every item of every list (of `kinds`) of every source photo, cached in
+    shards under `folder` (resumable: a finished shard is kept when its photos are the same).
 
-    Returns group names, kinds, defects, held-out flags and features [N, 2848] (float32).
+    Returns, per item: its source photo, list id (`group`), list kind, residual, whether it is
+    the list's starting image (`base`), the held-out flag, and features [N, 2848] (float32).
     """
     import torch
 
@@ -218,31 +377,37 @@ def build_cache(
         names = np.array([j[0] for j in chunk])
         if shard.exists():
             data = dict(np.load(shard))
-            if len(data["group_list"]) == len(names) and (data["group_list"] == names).all():
+            if len(data["photo_list"]) == len(names) and (data["photo_list"] == names).all():
                 parts.append(data)
                 continue
         if backbone is None:
             from safetensors.torch import load_file
 
             from photod.models.aesthetic import split_state
-            from photod.models.edit_preference import WEIGHTS_DIR
+            from photod.models.edit_preference import DEFAULT_MODEL_FILE
 
-            path = base_weights or WEIGHTS_DIR / "photod-aesthetic-v3.safetensors"
+            path = base_weights or DEFAULT_MODEL_FILE
             backbone = lite0_from_file_state(split_state(load_file(str(path)))[1])
             backbone = backbone.to(memory_format=torch.channels_last)
-        rows_group, rows_kind, rows_defect, rows_held, images = [], [], [], [], []
-        for g, (group, split_key, item) in enumerate(chunk):
+        rows: dict[str, list] = {key: [] for key in CACHE_KEYS if key != "features"}
+        images = []
+        for g, (photo, split_key, item) in enumerate(chunk):
             image = working_copy(item)
             other = working_copy(jobs[(start + g + len(jobs) // 2) % len(jobs)][2])
             rng = np.random.default_rng(
-                int.from_bytes(hashlib.sha256(group.encode()).digest()[:4], "little") ^ seed
+                int.from_bytes(hashlib.sha256(photo.encode()).digest()[:4], "little") ^ seed
             )
-            for kind, defect, pixels in variants(image, other, rng):
-                rows_group.append(group)
-                rows_kind.append(kind)
-                rows_defect.append(defect)
-                rows_held.append(held_out(split_key))
-                images.append(pixels)
+            for kind, members in search_lists(image, other, rng):
+                if kind not in kinds:
+                    continue
+                for position, (residual, pixels) in enumerate(members):
+                    rows["photo"].append(photo)
+                    rows["group"].append(f"{photo}|{kind}")
+                    rows["kind"].append(kind)
+                    rows["residual"].append(residual)
+                    rows["base"].append(position == 0)
+                    rows["held_out"].append(held_out(split_key))
+                    images.append(pixels)
         feats = np.zeros((len(images), 2848), np.float32)
         with torch.inference_mode():
             for indices in group_by_bucket(images).values():
@@ -252,19 +417,14 @@ def build_cache(
                     t = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
                     f, _ = backbone.features(t.contiguous(memory_format=torch.channels_last))
                     feats[sub] = f.numpy()
-        data = {
-            "group_list": names,
-            "group": np.array(rows_group),
-            "kind": np.array(rows_kind),
-            "defect": np.array(rows_defect, np.float32),
-            "held_out": np.array(rows_held),
-            "features": feats,
-        }
+        data = {key: np.array(value) for key, value in rows.items()}
+        data["residual"] = data["residual"].astype(np.float32)
+        data["features"] = feats
+        data["photo_list"] = names
         tmp = folder / f"shard-{k:03d}.tmp.npz"
         np.savez(tmp, **data)
         tmp.replace(shard)
         parts.append(data)
-        log.info("edit pairs: shard %d, %d groups, %d variants", k, len(chunk), len(images))
-        print(f"shard {k}: {start + len(chunk)}/{len(jobs)} groups", flush=True)
-    keys = ("group", "kind", "defect", "held_out", "features")
-    return {key: np.concatenate([p[key] for p in parts]) for key in keys}
+        log.info("edit lists: shard %d, %d photos, %d images", k, len(chunk), len(images))
+        print(f"shard {k}: {start + len(chunk)}/{len(jobs)} photos", flush=True)
+    return {key: np.concatenate([p[key] for p in parts]) for key in CACHE_KEYS}
