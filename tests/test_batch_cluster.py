@@ -110,7 +110,10 @@ def test_driver_killed_mid_run_then_rerun_gives_one_row_per_photo(
     ray_module, archive: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    command = _batch_command(archive, out, "--num-cpus", "2", "--no-progress")
+    # The decode-task layout, whose shards reach the disk one by one: with the decoding actor
+    # (the one-machine default) all 24 photos are one actor call, so their shards land together
+    # and a kill after the first shard usually finds every shard written (nothing to resume).
+    command = _batch_command(archive, out, "--num-cpus", "2", "--no-progress", "--decode", "tasks")
     job = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
     )
