@@ -647,6 +647,9 @@ def init_ray(ray: Any, options: BatchOptions) -> None:
     if options.address:
         kwargs["address"] = options.address
     else:
+        # A new Ray of its own: without an address, ray.init joins a Ray already running on
+        # this machine (another job's, a test's), whose workers do not stop with this driver.
+        kwargs["address"] = "local"
         kwargs["include_dashboard"] = False  # nothing to look at for a one-machine run
         # Ray starts workers at nice 15 to keep its own processes responsive; on a machine
         # that runs only this job, that handed CPU to any other process and cost ~10 % of

@@ -111,8 +111,8 @@ def test_driver_killed_mid_run_then_rerun_gives_one_row_per_photo(
 ) -> None:
     out = tmp_path / "out"
     # The decode-task layout, whose shards reach the disk one by one: with the decoding actor
-    # (the one-machine default) all 24 photos are one actor call, so their shards land together
-    # and a kill after the first shard usually finds every shard written (nothing to resume).
+    # (the one-machine default) all 24 photos are one actor call and their shards land close
+    # together, so a kill after the first one may find nothing left to resume.
     command = _batch_command(archive, out, "--num-cpus", "2", "--no-progress", "--decode", "tasks")
     job = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
