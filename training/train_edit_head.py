@@ -61,13 +61,17 @@ def gap_for(kind: str) -> float:
     return GAPS[kind.split("_")[0]]
 
 
+def list_indices(group: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each list (rows sharing a `group` id), in row order within a list."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1], True])
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def make_pairs(group: np.ndarray, kind: np.ndarray, residual: np.ndarray):
     """(better, worse, kind) index arrays of the ranking pairs inside each list."""
     better, worse, kinds = [], [], []
-    order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        idx = order[a:b]
+    for idx in list_indices(group):
         gap = gap_for(str(kind[idx[0]]))
         diff = residual[idx][None, :] - residual[idx][:, None]  # [i, j] = r_j - r_i
         i, j = np.nonzero(diff >= gap)
@@ -192,11 +196,7 @@ def list_outcomes(scores: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, 
     """
     fixed: list[tuple[str, float, bool]] = []
     clean: dict[str, float] = {}
-    groups = data["group"]
-    order = np.argsort(groups, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        idx = order[a:b]
+    for idx in list_indices(data["group"]):
         base = idx[data["base"][idx]][0]
         kind = str(data["kind"][base])
         edits = idx[~data["base"][idx]]
