@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +51,6 @@ def backbone_digest(model_file: Path) -> str:
         digest.update(f"{name}|{value.dtype}|{value.shape}|".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on (affinity mask), for ONNX Runtime's intra-op pool."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class OnnxBackbone:
@@ -97,7 +88,9 @@ def load(model_file: Path, threads: int | None = None) -> OnnxBackbone:
     except ImportError as exc:
         raise ModelError("onnxruntime is not installed") from exc
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or cpu_threads()
+    from photod.scoring import available_cpus
+
+    options.intra_op_num_threads = threads or available_cpus()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
