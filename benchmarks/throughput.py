@@ -2,12 +2,14 @@
 
 photod's path is `photod.pipeline.process_paths`, the code `photod score --write`, `photod watch`
 and the web page share: triage by stat and content hash, reduced-size DCT decoding in threads
-ahead of batched channels_last inference, the rating written into each file (or its sidecar), a
+ahead of the model (on the CPU its backbone on ONNX Runtime where the model ships an export,
+`photod.scoring.Scorer.backend`), the rating written into each file (or its sidecar), a
 row committed to a real SQLite index.
 
 The naive pipeline, measured in the same process with the same model, metadata writer and index,
 is what a first implementation does: Pillow decodes the whole 24 MP image, applies the EXIF
-orientation at full size, resizes to 224x224 and runs the model on one photo at a time; then the
+orientation at full size, resizes to 224x224 and runs the model (torch, batch norm folded) on
+one photo at a time; then the
 same rating write and index row. Every run works on a fresh copy of the input folder (flushed to
 disk before the clock starts), so no run finds ratings written by an earlier one.
 
@@ -152,6 +154,23 @@ def breakdown(paths: list[Path], scorer: Any, work: Path, write_modes: list[str]
             seconds, _ = common.time_call(lambda: plain.forward_all(x))
             per_photo(f"inference_batch{len(batch)}_bn_not_folded", seconds, len(batch))
             del plain
+    if scorer.device == "cpu" and scorer.backend == "onnx":
+        # What photod's CPU path runs (photod.scoring.ONNX_CPU_RUN_BATCH photos a call), beside
+        # the torch rows above: the A/B behind the ONNX Runtime backbone.
+        from photod.scoring import ONNX_CPU_RUN_BATCH
+
+        session = scorer._onnx_session(scorer._threads_now())
+        stacked = np.stack(batch)
+        session.features(stacked[:ONNX_CPU_RUN_BATCH])  # warm
+
+        def onnx_pass() -> None:
+            for start in range(0, len(stacked), ONNX_CPU_RUN_BATCH):
+                session.features(stacked[start : start + ONNX_CPU_RUN_BATCH])
+
+        seconds, _ = common.time_call(onnx_pass)
+        per_photo(f"inference_onnx_runtime_batch{ONNX_CPU_RUN_BATCH}", seconds, len(batch))
+        seconds, _ = common.time_call(lambda: session.features(stacked))
+        per_photo(f"inference_onnx_runtime_batch{len(batch)}", seconds, len(batch))
     seconds, _ = common.time_call(lambda: [file_hash(str(p)) for p in paths])
     per_photo("content_hash", seconds)
 
@@ -397,6 +416,7 @@ def run(
         "settings": {
             "device": scorer.device,
             "model": scorer.model_name,
+            "backend": scorer.backend,  # what runs photod's backbone; the naive pipeline runs torch
             "batch_size": scorer.batch_size,
             "pipelines": modes,
             "decode_workers": scorer.decode_workers,

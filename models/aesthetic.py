@@ -164,11 +164,16 @@ class AestheticNet(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """({"rating": scores, name: output, ...}, embeddings); `names` limits the extra heads."""
         features, embedding = multilevel_features(self.backbone, x)
+        return self.head_outputs(features, names), embedding
+
+    def head_outputs(self, features: torch.Tensor, names: Any = None) -> dict[str, torch.Tensor]:
+        """{"rating": scores, name: output, ...} of MLSP features (the backbone's, computed here
+        or by its ONNX export, photod.models.onnx_backbone); `names` limits the extra heads."""
         out = {RATING: self.head(features)}
         for name in self.heads if names is None else names:
             if name != RATING:
                 out[name] = self.heads[name](features)
-        return out, embedding
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x)[0]

@@ -9,7 +9,6 @@ on a 2-core laptop the cores stay busy and on a GPU the decoders feed large batc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from photod.content_hash import bytes_hash, file_hash
 from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from photod.errors import DecodeError, ModelError, PhotodError
 from photod.stars import FALLBACK_THRESHOLDS, StarMapping
@@ -31,6 +31,7 @@ log = logging.getLogger("photod")
 DEFAULT_MODEL = "photod-aesthetic-v2"
 # Fewer torch threads while decode threads run (see `Scorer._threads_beside_decoders`).
 AUTO_THREADS = True
+BACKENDS = ("auto", "onnx", "torch")
 
 
 @dataclass
@@ -51,7 +52,8 @@ class ScoreResult:
     embedding: np.ndarray | None = field(default=None, repr=False)
     # Outputs of the extra heads the Scorer was asked for (`Scorer(heads=...)`), by head name.
     head_outputs: dict[str, float | list[float]] = field(default_factory=dict)
-    # blake2b-128 of the bytes decoded (the index's content hash), with `score_paths(content_hash=True)`.
+    # The index's content hash of the bytes decoded (`photod.content_hash`), with
+    # `score_paths(content_hash=True)`.
     content_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +75,10 @@ class ScoreResult:
 # Default photos per forward pass (`Scorer.batch_size`).
 CPU_BATCH = 8
 GPU_BATCH = 64
+# Photos per ONNX Runtime call on the CPU when no batch size was asked for: one thread runs
+# the folded Lite0 in ~21 ms per photo one at a time, ~30 ms at 8 (its activations stay in the
+# cache; measured interleaved on 2 cores). The Scorer's batches still set the look-ahead.
+ONNX_CPU_RUN_BATCH = 1
 # Batches submitted to the decode threads ahead of the one the model scores (each decoded photo
 # held meanwhile is 224x224x3 bytes).
 LOOKAHEAD_BATCHES = 4
@@ -144,9 +150,15 @@ class Scorer:
         star_mapping: StarMapping | None = None,
         torch_threads: int | None = None,
         heads: Sequence[str] = (),
+        backend: str = "auto",
     ) -> None:
         """`heads`: extra heads of the model file (e.g. "preference") whose outputs `score_paths`
-        puts in each result's `head_outputs`, computed in the same backbone pass as the score."""
+        puts in each result's `head_outputs`, computed in the same backbone pass as the score.
+        `backend` (CPU only): `auto` runs the backbone on ONNX Runtime when the model's file
+        ships a matching export (`photod.models.onnx_backbone`), torch otherwise; `onnx`
+        requires the export; `torch` never uses it. The heads are torch modules either way."""
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
         from photod.models import active_model_name, get_model_spec
 
         # No name: the active model (a personal one that beat the shipped model, or the default).
@@ -164,9 +176,16 @@ class Scorer:
         self.star_mapping = star_mapping or StarMapping(tuple(card_thresholds))
         self.heads = tuple(heads)
         self._check_heads(self.heads)
+        self.requested_backend = backend
         self._net: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
+        # ONNX Runtime sessions of the backbone by intra-op thread count (a session's count is
+        # fixed when it is made): one thread beside the decoders, every core without them.
+        self._onnx_file: Path | None = None
+        self._onnx_sessions: dict[int, Any] = {}
+        self._onnx_lock = threading.Lock()
+        self._model_threads: int | None = None
 
     @property
     def head_names(self) -> list[str]:
@@ -231,8 +250,52 @@ class Scorer:
                 net = load_model(self.model_name, device=self.device, folded=cpu)
                 if cpu and not getattr(net, "folded", False):
                     net = fold_batchnorm(net)  # a plug-in's network: folded and checked here
+                if cpu and self.requested_backend != "torch":
+                    self._onnx_file = self._find_onnx_backbone(net)
                 self._net = net
             return self._net
+
+    @property
+    def backend(self) -> str:
+        """`onnx` or `torch`: what runs the backbone (loads the model to know)."""
+        self.net  # noqa: B018
+        return "onnx" if self._onnx_file is not None else "torch"
+
+    def _find_onnx_backbone(self, net: Any) -> Path | None:
+        """The model file whose backbone export serves `net` (checked by loading a session), or
+        None: torch runs it. Only photod's own Lite0 networks qualify: the export was made from
+        that file's backbone tensors, and a personal model runs its base's backbone."""
+        from photod.models.aesthetic import FoldedAestheticNet
+        from photod.models.registry import get_model_spec
+
+        try:
+            if not isinstance(net, FoldedAestheticNet):
+                raise ModelError(f"{self.model_name} is not a photod Lite0 network")
+            base = self.spec.card.get("base")
+            weights = get_model_spec(str(base)).weights if base else self.spec.weights
+            if weights is None:
+                raise ModelError(f"{self.model_name} has no model file")
+            self._onnx_session(self._threads_now(), Path(weights))
+            return Path(weights)
+        except ModelError as exc:
+            if self.requested_backend == "onnx":
+                raise
+            log.debug("scoring with torch: %s", exc)
+            return None
+
+    def _threads_now(self) -> int:
+        return self.torch_threads or self._model_threads or available_cpus()
+
+    def _onnx_session(self, threads: int, model_file: Path | None = None) -> Any:
+        from photod.models import onnx_backbone
+
+        with self._onnx_lock:  # the web page's request threads share one Scorer
+            session = self._onnx_sessions.get(threads)
+            if session is None:
+                model_file = model_file or self._onnx_file
+                assert model_file is not None
+                session = self._onnx_sessions[threads] = onnx_backbone.load(model_file, threads)
+            return session
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Scores [N] and embeddings [N, 1280] for HxWx3 uint8 arrays, in batches."""
@@ -251,6 +314,8 @@ class Scorer:
         self._check_heads(heads)
         names = [h for h in heads if h != "rating"]
         net = self.net
+        if self._onnx_file is not None:
+            return self._score_heads_onnx(images, names)
         parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
         embeddings = []
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
@@ -272,6 +337,36 @@ class Scorer:
             )
         return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
 
+    def _score_heads_onnx(
+        self, images: Sequence[np.ndarray], names: list[str]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`score_heads` with the backbone on ONNX Runtime (uint8 pixels in, MLSP features out;
+        the graph normalises) and the torch heads over its features."""
+        import torch
+
+        from photod.models.backbone import HEAD_CHANNELS
+        from photod.models.preprocess import resize_for_model
+
+        session = self._onnx_session(self._threads_now())
+        run_batch = self.batch_size if self._batch_size else ONNX_CPU_RUN_BATCH
+        parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
+        embeddings = []
+        with torch.inference_mode():
+            for start in range(0, len(images), run_batch):
+                chunk = images[start : start + run_batch]
+                pixels = np.stack([resize_for_model(p) for p in chunk])
+                features = session.features(pixels)
+                out = self.net.head_outputs(torch.from_numpy(features), names)
+                for name, value in out.items():
+                    parts[name].append(value.float().numpy())
+                # The pooled head features, the last block of MLSP's (`multilevel_features`).
+                embeddings.append(features[:, -HEAD_CHANNELS:])
+        if not embeddings:
+            return {name: np.zeros(0, np.float32) for name in parts}, np.zeros(
+                (0, HEAD_CHANNELS), np.float32
+            )
+        return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
+
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
 
@@ -287,7 +382,7 @@ class Scorer:
         data = _read_bytes(path)  # decoded from memory, RAW files too (LibRaw's open_buffer)
         digest = None
         if content_hash:
-            digest = _blake2b(data) if data is not None else _file_digest(path)
+            digest = bytes_hash(data) if data is not None else _file_hash_or_none(path)
             if digest is not None and skip is not None and skip(str(path), digest):
                 return _Prepared(None, digest, skipped=True)
         try:
@@ -307,7 +402,7 @@ class Scorer:
         """Decode ahead in threads, score in batches; yields one result per path, in order.
 
         `paths` is consumed lazily, `LOOKAHEAD_BATCHES` batches ahead of the model (it may be a
-        generator that does work of its own). With `content_hash`, each result carries the blake2b hash of
+        generator that does work of its own). With `content_hash`, each result carries the content hash of
         the bytes decoded (`ScoreResult.content_hash`), from the same read; then `skip(path,
         hash)`, called in the decode thread, can spare a file its decoding and scoring (its
         result has status `skipped`): the caller knows that content already. A file that fails
@@ -336,7 +431,8 @@ class Scorer:
                         pending = pending[self.batch_size :]
                 while pending:
                     if all(future.done() for _, future in pending):
-                        use_all_cores()  # the decoders are done: the last batches get every core
+                        # The decoders are done: the last batches get every core.
+                        use_all_cores(len(pending))
                     yield from self._score_ready(pending[: self.batch_size], progress)
                     pending = pending[self.batch_size :]
             finally:
@@ -348,7 +444,7 @@ class Scorer:
         return AUTO_THREADS and not self.torch_threads and self.device == "cpu"
 
     @contextlib.contextmanager
-    def _threads_beside_decoders(self) -> Iterator[Callable[[], None]]:
+    def _threads_beside_decoders(self) -> Iterator[Callable[[int], None]]:
         """While decoders run, give the CPU forward pass only the cores they leave free; yields
         a function that gives it every core once the decoders are done.
 
@@ -358,16 +454,27 @@ class Scorer:
         scores faster than two. An explicit `torch_threads` is left alone, as is the GPU.
         """
         if not self._auto_threads:
-            yield lambda: None
+            yield lambda remaining: None
             return
         import torch
 
         before = torch.get_num_threads()
-        torch.set_num_threads(max(1, available_cpus() - self.decode_workers))
+        beside = max(1, available_cpus() - self.decode_workers)
+        torch.set_num_threads(beside)
+        self._model_threads = beside  # ONNX Runtime: the session of that many threads
+
+        def use_all_cores(remaining: int) -> None:
+            torch.set_num_threads(available_cpus())
+            # An ONNX Runtime session of every core costs ~0.1 s to make: worth it for more
+            # than one batch (not for `photod score ONE.jpg`).
+            if self._onnx_file is None or remaining > self.batch_size:
+                self._model_threads = available_cpus()
+
         try:
-            yield lambda: torch.set_num_threads(available_cpus())
+            yield use_all_cores
         finally:
             torch.set_num_threads(before)
+            self._model_threads = None
 
     def _score_ready(
         self,
@@ -507,21 +614,12 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes | None:
         return None
 
 
-def _blake2b(data: bytes) -> str:
-    # One call over the whole buffer: hashlib releases the GIL while it hashes.
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _file_digest(path: str | os.PathLike[str]) -> str | None:
-    """`_blake2b` of a file read in chunks (RAW files, which LibRaw reads itself)."""
-    digest = hashlib.blake2b(digest_size=16)
+def _file_hash_or_none(path: str | os.PathLike[str]) -> str | None:
+    """The content hash of a file read in chunks (RAW files, which LibRaw reads itself)."""
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        return file_hash(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def fold_batchnorm(net: Any, tolerance: float = 1e-3) -> Any:

@@ -55,6 +55,7 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "photod/models/weights/photod-aesthetic-v3.json",
         "photod/models/weights/photod-aesthetic-v4.safetensors",
         "photod/models/weights/photod-aesthetic-v4.json",
+        "photod/models/weights/photod-aesthetic-v2.backbone.onnx",
         "photod/models/weights/photod-aesthetic-v4.backbone.onnx",
         "photod/models/README.md",
         "photod/enhancers/presets.json",
