@@ -203,7 +203,7 @@ def plan_run(
     Error rows count as done (a truncated file stays truncated) unless `retry_errors`; a
     changed file (new size or mtime and new content) is done again and its new row wins.
     """
-    from photod.pipeline import file_hash
+    from photod.content_hash import file_hash
 
     columns = ["size", "mtime_ns", "content_hash", "status"]
     known = {row["path"]: row for row in read_results(out_dir, columns).to_pylist()}
@@ -234,8 +234,9 @@ def plan_run(
 
 
 def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
+    from photod.content_hash import bytes_hash
     from photod.errors import DecodeError, FileUnreadableError
-    from photod.scoring import _blake2b, decode_for_model
+    from photod.scoring import decode_for_model
 
     started = time.perf_counter()
     row: dict[str, Any] = {"path": path, "status": "ok", "pixels": None}
@@ -260,7 +261,7 @@ def _decode_one(path: str, max_pixels: int) -> dict[str, Any]:
         # Read once: the hash and the decoder share the bytes (as in photod score's threads).
         with open(path, "rb") as handle:
             data = handle.read()
-        row["content_hash"] = row["original_hash"] = _blake2b(data)
+        row["content_hash"] = row["original_hash"] = bytes_hash(data)
         image = decode_for_model(path, max_pixels, data=data)
     except FileNotFoundError:
         return fail(PhotodError("vanished while it was read", path), "skipped")

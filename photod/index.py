@@ -59,9 +59,10 @@ def m001_photos(db: sqlite_utils.Database) -> None:
             "path": str,
             "folder": str,
             "filename": str,
-            # blake2b of the file bytes as indexed (after photod's own metadata write)
+            # content hash (photod.content_hash: SHA-256; blake2b-128 in rows indexed before)
+            # of the file bytes as indexed (after photod's own metadata write)
             "content_hash": str,
-            # blake2b of the file bytes as they arrived, before photod wrote anything
+            # content hash of the file bytes as they arrived, before photod wrote anything
             "original_hash": str,
             "size": int,
             "mtime": float,

@@ -3,7 +3,7 @@
 For each path `process_paths` decides what work is needed, cheapest check first:
 
 1. the index row matches the file's size and mtime: nothing to do (`unchanged`);
-2. the file's content hash (blake2b) is already indexed: a renamed or moved file takes over its
+2. the file's content hash (SHA-256, `photod.content_hash`) is already indexed: a renamed or moved file takes over its
    old row (`moved`), a copy gets a new row with the known score (`copied`); neither is scored;
 3. otherwise the file is decoded and scored in batches (`Scorer.score_paths`), the rating is
    written into the photo or its sidecar (`photod.metadata`), and only then is the row committed.
@@ -24,7 +24,6 @@ batches decode and score; the main thread commits each row once its write is don
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -39,6 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from photod.content_hash import file_hash
 from photod.errors import (
     FileUnreadableError,
     FileVanishedError,
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("photod")
 
-HASH_CHUNK = 1 << 20
 # A photo that changes under the scorer this many times in a row is left for its next event.
 MAX_CHANGED_ROUNDS = 3
 # Columns copied from a known row when the same content turns up under another name.
@@ -126,15 +125,6 @@ class ProcessedPhoto:
         if self.written:
             return "written"
         return "skipped" if self.write_skipped else None
-
-
-def file_hash(path: str) -> str:
-    """blake2b (128-bit) of the file's bytes: identifies content across renames."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _exif_columns(exif: dict[str, Any]) -> dict[str, Any]:

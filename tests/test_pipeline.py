@@ -116,6 +116,32 @@ def test_second_run_changes_nothing(tmp_path: Path, model_scorer, db) -> None:
     assert get_by_path(db, str(path))["mtime_ns"] == stat_after_write.st_mtime_ns + 10**9
 
 
+def test_a_row_hashed_before_sha256_is_upgraded_when_its_photo_is_scored_again(
+    tmp_path: Path, model_scorer, db
+) -> None:
+    import hashlib
+
+    path = photos.write_jpeg(tmp_path / "a.jpg", photos.real_photo("rocket", 0.5))
+    first = _run([path], model_scorer, db)["a.jpg"]
+    row = get_by_path(db, str(path))
+    assert row["content_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # The row as an index of photod before SHA-256 holds it: blake2b-128 hashes.
+    legacy = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    db["photos"].update(row["id"], {"content_hash": legacy, "original_hash": legacy})
+    assert _run([path], model_scorer, db)["a.jpg"].action == "unchanged"  # known by its stat
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = _run([path], model_scorer, db)["a.jpg"]  # touched: its legacy hash cannot match
+    assert again.action == "scored" and abs(again.score - first.score) < 1e-6
+    upgraded = get_by_path(db, str(path))
+    assert upgraded["id"] == row["id"] and upgraded["stars"] == row["stars"]
+    assert upgraded["content_hash"] == file_hash(str(path)) and len(upgraded["content_hash"]) == 64
+    assert _exiftool(path)[0]["XMP-xmp:Rating"] == row["stars"]
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _run([path], model_scorer, db)["a.jpg"].action == "unchanged"  # now by its hash
+
+
 def test_rename_move_copy_edit_delete(tmp_path: Path, model_scorer, db) -> None:
     folder = tmp_path / "import"
     (folder / "sub").mkdir(parents=True)
