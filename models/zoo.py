@@ -3,13 +3,13 @@
 Building one imports torch; listing them does not.
 
 - `photod-aesthetic-v1`: frozen ImageNet EfficientNet-Lite0, MLSP features, MLP head on PARA means.
-- `photod-aesthetic-v2`: the same frozen features, a linear head fitted by ridge
-  regression on PARA means plus synthetic preference pairs (models/README.md,
-  training/train_linear.py).
+- `photod-aesthetic-v2` (default, `photod.scoring.DEFAULT_MODEL`): the same frozen features, a
+  linear head fitted by ridge regression on PARA means plus synthetic preference pairs
+  (models/README.md, training/train_linear.py).
 - `photod-aesthetic-v3`: stages 5-6 and the head convolution of the same backbone fine-tuned from
   v2 with PARA means plus 12,000 synthetic preference pairs (training/finetune.py): the best at
   "a photo beats its own degraded version", the objective `photod suggest` uses.
-- `photod-aesthetic-v4` (default): stages 0-3 of the ImageNet backbone frozen, stages 4-6 and the
+- `photod-aesthetic-v4`: stages 0-3 of the ImageNet backbone frozen, stages 4-6 and the
   head convolution fine-tuned on all 18,000 PARA training images with a pair loss over synthetic
   degradations, a linear head on the MLSP features (training/finetune_v4.py).
 - `personal*`: a shipped model plus a linear correction learned from the user's own ratings

@@ -71,6 +71,16 @@ def _descendants(process: subprocess.Popen) -> list:
         return []
 
 
+def _signal_all(processes: list, signum: int) -> None:
+    import psutil
+
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.NoSuchProcess:
+            pass
+
+
 def _kill_all(process: subprocess.Popen, others: list) -> None:
     """SIGKILL whatever is left of the job we started: its process group, and the Ray processes
     it spawned (Ray workers start sessions of their own)."""
@@ -121,6 +131,9 @@ def test_driver_killed_mid_run_then_rerun_gives_one_row_per_photo(
     try:
         at_kill = _wait_for_shards(job, out, 1, timeout=240)
         ray_processes = _descendants(job)
+        # Everything frozen at once first: shards written by the workers in the moment between
+        # the driver's kill and theirs made a kill after the first shard find all of them done.
+        _signal_all(ray_processes, signal.SIGSTOP)
         os.kill(job.pid, signal.SIGKILL)  # the driver, with no chance to clean up
         job.wait(timeout=30)
     finally:
