@@ -117,7 +117,7 @@ def load(model_file: Path, threads: int | None = None) -> OnnxBackbone:
     except ImportError as exc:
         raise ModelError("onnxruntime is not installed") from exc
     options = ort.SessionOptions()
-    from photod.scoring import available_cpus
+    from photod.cpus import available_cpus
 
     options.intra_op_num_threads = threads or available_cpus()
     options.inter_op_num_threads = 1

@@ -30,6 +30,10 @@ from photod.plugins import load_entry_points
 
 log = logging.getLogger("photod")
 
+# The model used when none is named and none was chosen (`photod models --use`); re-exported as
+# `photod.scoring.DEFAULT_MODEL`.
+DEFAULT_MODEL = "photod-aesthetic-v2"
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ENTRY_POINT_GROUP = "photod.models"
 
@@ -191,8 +195,6 @@ def selected_model_name() -> str | None:
 
 def active_model_name() -> str:
     """The model used when none is named: the selected one if it still loads, else the default."""
-    from photod.scoring import DEFAULT_MODEL
-
     chosen = selected_model_name()
     if chosen is None or chosen == DEFAULT_MODEL:
         return DEFAULT_MODEL

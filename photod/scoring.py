@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from photod.content_hash import bytes_hash, file_hash
+from photod.cpus import _cgroup_cpu_quota, available_cpus  # noqa: F401  (photod.scoring's API)
 from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from photod.errors import DecodeError, ModelError, PhotodError
+from photod.models.registry import DEFAULT_MODEL  # noqa: F401  (photod.scoring's API)
 from photod.stars import FALLBACK_THRESHOLDS, StarMapping
 
 log = logging.getLogger("photod")
 
-DEFAULT_MODEL = "photod-aesthetic-v2"
 # Fewer torch threads while decode threads run (see `Scorer._threads_beside_decoders`).
 AUTO_THREADS = True
 BACKENDS = ("auto", "onnx", "torch")
@@ -82,40 +83,6 @@ ONNX_CPU_RUN_BATCH = 1
 # Batches submitted to the decode threads ahead of the one the model scores (each decoded photo
 # held meanwhile is 224x224x3 bytes).
 LOOKAHEAD_BATCHES = 4
-
-
-def available_cpus() -> int:
-    """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota.
-
-    `os.cpu_count()` counts the machine's cores, which a container, `taskset` or a systemd
-    `CPUQuota=` may not grant; threads sized from it oversubscribe the cores there are.
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cpus = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    if quota is not None:
-        cpus = min(cpus, max(1, int(quota + 0.5)))
-    return max(1, cpus)
-
-
-def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
-    """CPUs granted by the cgroup quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None if none."""
-    try:
-        with open(os.path.join(root, "cpu.max")) as handle:
-            quota, period = handle.read().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        with open(os.path.join(root, "cpu", "cpu.cfs_quota_us")) as handle:
-            quota_us = int(handle.read())
-        with open(os.path.join(root, "cpu", "cpu.cfs_period_us")) as handle:
-            period_us = int(handle.read())
-        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
-    except (OSError, ValueError):
-        return None
 
 
 def resolve_device(device: str = "auto") -> str:
