@@ -3,8 +3,9 @@
 For each path `process_paths` decides what work is needed, cheapest check first:
 
 1. the index row matches the file's size and mtime: nothing to do (`unchanged`);
-2. the file's content hash (SHA-256, `photod.content_hash`) is already indexed: a renamed or moved file takes over its
-   old row (`moved`), a copy gets a new row with the known score (`copied`); neither is scored;
+2. the file's content hash (SHA-256, `photod.content_hash`) is already indexed: a renamed or
+   moved file takes over its old row (`moved`), a copy gets a new row with the known score
+   (`copied`); neither is scored;
 3. otherwise the file is decoded and scored in batches (`Scorer.score_paths`), the rating is
    written into the photo or its sidecar (`photod.metadata`), and only then is the row committed.
 

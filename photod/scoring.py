@@ -369,8 +369,8 @@ class Scorer:
         """Decode ahead in threads, score in batches; yields one result per path, in order.
 
         `paths` is consumed lazily, `LOOKAHEAD_BATCHES` batches ahead of the model (it may be a
-        generator that does work of its own). With `content_hash`, each result carries the content hash of
-        the bytes decoded (`ScoreResult.content_hash`), from the same read; then `skip(path,
+        generator that does work of its own). With `content_hash`, each result carries the content
+        hash of the bytes decoded (`ScoreResult.content_hash`), from the same read; then `skip(path,
         hash)`, called in the decode thread, can spare a file its decoding and scoring (its
         result has status `skipped`): the caller knows that content already. A file that fails
         to decode yields an error result and never stops the others.
