@@ -276,63 +276,59 @@ class Scorer:
         arrays: every requested extra head from the same backbone pass as the rating."""
         import torch
 
-        from photod.models.preprocess import to_tensor
-
         self._check_heads(heads)
         names = [h for h in heads if h != "rating"]
-        net = self.net
+        self.net  # noqa: B018  (loads the model and decides the backend)
         if self._onnx_file is not None:
-            return self._score_heads_onnx(images, names)
+            run, step = self._run_onnx, self.batch_size if self._batch_size else ONNX_CPU_RUN_BATCH
+        else:
+            run, step = self._run_torch, self.batch_size
         parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
         embeddings = []
-        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = to_tensor(images[start : start + self.batch_size])
-                batch = batch.to(self.device, dtype=dtype, non_blocking=True)
-                if names:
-                    out, embedding = net.forward_heads(batch, names)
-                else:  # the rating alone: any model with forward_all (plug-ins too)
-                    score, embedding = net.forward_all(batch)
-                    out = {"rating": score}
+            for start in range(0, len(images), step):
+                out, embedding = run(images[start : start + step], names)
                 for name, value in out.items():
                     parts[name].append(value.float().cpu().numpy())
-                embeddings.append(embedding.float().cpu().numpy())
+                embeddings.append(embedding)
         if not embeddings:
             return {name: np.zeros(0, np.float32) for name in parts}, np.zeros(
                 (0, 1280), np.float32
             )
         return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
 
-    def _score_heads_onnx(
-        self, images: Sequence[np.ndarray], names: list[str]
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """`score_heads` with the backbone on ONNX Runtime (uint8 pixels in, MLSP features out;
-        the graph normalises) and the torch heads over its features."""
+    def _run_torch(
+        self, chunk: Sequence[np.ndarray], names: list[str]
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """One forward pass of the torch network: (head outputs, embeddings [n, 1280])."""
+        import torch
+
+        from photod.models.preprocess import to_tensor
+
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        batch = to_tensor(chunk).to(self.device, dtype=dtype, non_blocking=True)
+        if names:
+            out, embedding = self.net.forward_heads(batch, names)
+        else:  # the rating alone: any model with forward_all (plug-ins too)
+            score, embedding = self.net.forward_all(batch)
+            out = {"rating": score}
+        return out, embedding.float().cpu().numpy()
+
+    def _run_onnx(
+        self, chunk: Sequence[np.ndarray], names: list[str]
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """The backbone on ONNX Runtime (uint8 pixels in, MLSP features out; the graph
+        normalises), then the torch heads over its features."""
         import torch
 
         from photod.models.backbone import HEAD_CHANNELS
         from photod.models.preprocess import resize_for_model
 
         session = self._onnx_session(self._threads_now())
-        run_batch = self.batch_size if self._batch_size else ONNX_CPU_RUN_BATCH
-        parts: dict[str, list[np.ndarray]] = {"rating": [], **{h: [] for h in names}}
-        embeddings = []
-        with torch.inference_mode():
-            for start in range(0, len(images), run_batch):
-                chunk = images[start : start + run_batch]
-                pixels = np.stack([resize_for_model(p) for p in chunk])
-                features = session.features(pixels)
-                out = self.net.head_outputs(torch.from_numpy(features), names)
-                for name, value in out.items():
-                    parts[name].append(value.float().numpy())
-                # The pooled head features, the last block of MLSP's (`multilevel_features`).
-                embeddings.append(features[:, -HEAD_CHANNELS:])
-        if not embeddings:
-            return {name: np.zeros(0, np.float32) for name in parts}, np.zeros(
-                (0, HEAD_CHANNELS), np.float32
-            )
-        return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(embeddings)
+        features = session.features(np.stack([resize_for_model(p) for p in chunk]))
+        out = self.net.head_outputs(torch.from_numpy(features), names)
+        # The pooled head features, the last block of MLSP's (`multilevel_features`).
+        return out, features[:, -HEAD_CHANNELS:]
 
     def decode(self, path: str | os.PathLike[str]) -> DecodedImage:
         return decode_image(path, min_side=224, max_pixels=self.max_pixels)
