@@ -30,6 +30,7 @@ from PIL import Image
 log = logging.getLogger("photod")
 
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket", "camera", "hubble_deep_field")
+MEDIUM_PREVIEW = (1616, 1080)  # Sony's ARW preview; Canon's CR3 carries 1620x1080
 DEFAULT_SIZE = (6000, 4000)
 GRAIN_SIGMA = 7.0
 
@@ -266,9 +267,16 @@ def file_megabytes(paths: list[Path]) -> float:
     return round(sum(os.path.getsize(p) for p in paths) / len(paths) / 1e6, 2) if paths else 0.0
 
 
-def dng_with_preview(preview_jpeg: bytes, mosaic: np.ndarray, orientation: int = 1) -> bytes:
+def dng_with_preview(
+    preview_jpeg: bytes,
+    mosaic: np.ndarray,
+    orientation: int = 1,
+    medium_jpeg: bytes | None = None,
+) -> bytes:
     """A DNG as cameras and Adobe's converter lay it out: IFD0 holds a JPEG preview
-    (NewSubFileType 1), its SubIFD the raw RGGB mosaic (uint16, uncompressed).
+    (NewSubFileType 1), its first SubIFD the raw RGGB mosaic (uint16, uncompressed), and with
+    `medium_jpeg` a second SubIFD a smaller JPEG preview, as camera DNGs carry a PreviewImage
+    beside their full-size JpgFromRaw (and Sony's ARW a 1616x1080 one beside the full size).
 
     `preview_jpeg` is any baseline JPEG (a camera's full-size or 1-2 MP preview); LibRaw's
     `extract_thumb` returns it, and photod decodes it DCT-scaled instead of demosaicing.
@@ -278,14 +286,18 @@ def dng_with_preview(preview_jpeg: bytes, mosaic: np.ndarray, orientation: int =
     mosaic = np.ascontiguousarray(mosaic, dtype="<u2")
     mh, mw = mosaic.shape
     raw = mosaic.tobytes()
+    medium = medium_jpeg or b""
+    if medium:
+        with Image.open(io.BytesIO(medium)) as im:
+            medium_w, medium_h = im.size
 
     # (tag, type, values); types: 1 BYTE, 2 ASCII, 3 SHORT, 4 LONG, 5 RATIONAL, 10 SRATIONAL
-    def ifd0(preview_at: int, sub_at: int) -> list[tuple[int, int, list]]:
+    def ifd0(preview_at: int, sub_at: list[int]) -> list[tuple[int, int, list]]:
         return [
             (254, 4, [1]), (256, 4, [pw]), (257, 4, [ph]), (258, 3, [8, 8, 8]), (259, 3, [7]),
             (262, 3, [6]), (271, 2, "photod"), (272, 2, "Test Camera"), (273, 4, [preview_at]),
             (274, 3, [orientation]), (277, 3, [3]), (278, 4, [ph]),
-            (279, 4, [len(preview_jpeg)]), (330, 4, [sub_at]), (50706, 1, [1, 4, 0, 0]),
+            (279, 4, [len(preview_jpeg)]), (330, 4, sub_at), (50706, 1, [1, 4, 0, 0]),
             (50707, 1, [1, 2, 0, 0]), (50708, 2, "photod Test Camera"),
             (50721, 10, [(3240, 1000), (-1537, 1000), (-499, 1000), (-969, 1000), (1876, 1000),
                          (42, 1000), (56, 1000), (-204, 1000), (1057, 1000)]),
@@ -298,6 +310,13 @@ def dng_with_preview(preview_jpeg: bytes, mosaic: np.ndarray, orientation: int =
             (262, 3, [32803]), (273, 4, [raw_at]), (277, 3, [1]), (278, 4, [mh]),
             (279, 4, [len(raw)]), (33421, 3, [2, 2]), (33422, 1, [0, 1, 1, 2]),
             (50714, 4, [0]), (50717, 4, [4095]),
+        ]  # fmt: skip
+
+    def medium_ifd(medium_at: int) -> list[tuple[int, int, list]]:
+        return [
+            (254, 4, [1]), (256, 4, [medium_w]), (257, 4, [medium_h]), (258, 3, [8, 8, 8]),
+            (259, 3, [7]), (262, 3, [6]), (273, 4, [medium_at]), (277, 3, [3]),
+            (278, 4, [medium_h]), (279, 4, [len(medium)]),
         ]  # fmt: skip
 
     def encode(entries: list[tuple[int, int, list]], at: int) -> bytes:
@@ -327,17 +346,24 @@ def dng_with_preview(preview_jpeg: bytes, mosaic: np.ndarray, orientation: int =
                 extra += payload + (b"\0" if len(payload) % 2 else b"")
         return head + body + struct.pack("<I", 0) + extra
 
-    # Layout: header, IFD0, SubIFD, preview, mosaic (sizes of the IFDs do not depend on offsets).
+    # Layout: header, IFD0, SubIFDs, previews, mosaic (sizes of the IFDs do not depend on offsets).
+    subs = 2 if medium else 1
     ifd0_at = 8
-    ifd0_len = len(encode(ifd0(0, 0), ifd0_at))
+    ifd0_len = len(encode(ifd0(0, [0] * subs), ifd0_at))
     sub_at = ifd0_at + ifd0_len
     sub_len = len(encode(sub(0), sub_at))
-    preview_at = sub_at + sub_len
-    raw_at = preview_at + len(preview_jpeg) + (len(preview_jpeg) % 2)
+    medium_ifd_at = sub_at + sub_len
+    medium_ifd_len = len(encode(medium_ifd(0), medium_ifd_at)) if medium else 0
+    preview_at = medium_ifd_at + medium_ifd_len
+    medium_at = preview_at + len(preview_jpeg) + (len(preview_jpeg) % 2)
+    raw_at = medium_at + len(medium) + (len(medium) % 2)
     out = b"II*\0" + struct.pack("<I", ifd0_at)
-    out += encode(ifd0(preview_at, sub_at), ifd0_at)
+    out += encode(ifd0(preview_at, [sub_at, medium_ifd_at][:subs]), ifd0_at)
     out += encode(sub(raw_at), sub_at)
+    if medium:
+        out += encode(medium_ifd(medium_at), medium_ifd_at)
     out += preview_jpeg + b"\0" * (len(preview_jpeg) % 2)
+    out += medium + b"\0" * (len(medium) % 2)
     return out + raw
 
 
@@ -353,6 +379,15 @@ def bayer_mosaic(pixels: np.ndarray) -> np.ndarray:
     return bayer
 
 
+def medium_preview(jpeg: bytes, size: tuple[int, int] = MEDIUM_PREVIEW) -> bytes:
+    """A camera's medium preview of `jpeg`: resized to fit `size`, baseline q90, no EXIF."""
+    with Image.open(io.BytesIO(jpeg)) as im:
+        im.draft("RGB", size)
+        im = im.convert("RGB")
+        im.thumbnail(size, Image.Resampling.LANCZOS)
+        return encode_jpeg(np.asarray(im), quality=90)
+
+
 def fresh_raws(
     workdir: Path,
     dest: Path,
@@ -362,21 +397,30 @@ def fresh_raws(
     kind: str = "smooth",
     mosaic_size: tuple[int, int] = (1200, 800),
     distinct: int = 12,
+    medium: bool = False,
 ) -> list[Path]:
-    """`count` DNGs whose preview is the JPEG `fresh_jpegs` would write (same size, same bytes
-    but for the run's EXIF), over a small real mosaic (a full-size 16-bit mosaic is 48 MB a
-    file and photod never decodes it when the preview is big enough)."""
+    """`count` DNGs whose full-size preview is the JPEG `fresh_jpegs` would write (same size,
+    same bytes but for the run's EXIF), over a small real mosaic (a full-size 16-bit mosaic is
+    48 MB a file and photod never decodes it when a preview is big enough). `medium`: a
+    `MEDIUM_PREVIEW` JPEG beside it, as cameras write; IFD0 then carries the photo's
+    orientation, which the medium preview (no EXIF of its own) takes from it."""
     import shutil
 
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     jpegs = cached_jpeg_set(workdir, size, max(1, min(distinct, count)), kind=kind)
+    mediums = [medium_preview(data) for data in jpegs.encoded] if medium else []
     mosaic = bayer_mosaic(camera_picture(0, mosaic_size, grain=0.0))
     paths = []
     for i in range(count):
         path = dest / f"IMG_{i:05d}.dng"
-        path.write_bytes(dng_with_preview(jpegs.data(i, run), mosaic))
+        if medium:
+            extra = mediums[i % len(mediums)]
+            data = dng_with_preview(jpegs.data(i, run), mosaic, orientation_for(i), extra)
+        else:
+            data = dng_with_preview(jpegs.data(i, run), mosaic)
+        path.write_bytes(data)
         paths.append(path)
     os.sync()
     return paths

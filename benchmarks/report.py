@@ -56,9 +56,12 @@ def throughput_md(t: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"RAW: {raw['photos']} DNGs with a {raw['preview']} preview, ratings in sidecars: "
-            f"{fmt_stat(raw['raw_sidecar_photos_per_s'])} photos/s against "
+            f"laid out as cameras write them (+ a {raw.get('medium_preview')} preview) "
+            f"{fmt_stat(raw['raw_sidecar_photos_per_s'])} photos/s, with the full-size preview "
+            f"alone {fmt_stat(raw.get('raw_full_preview_only_sidecar_photos_per_s'))}, against "
             f"{fmt_stat(raw['jpeg_no_write_photos_per_s'])} for the same JPEGs without writes "
-            f"(**{raw['raw_vs_jpeg']}x**; load {fmt_stat(raw['load_average_1min'])}).",
+            f"(**{raw['raw_vs_jpeg']}x** and {raw.get('raw_full_preview_only_vs_jpeg')}x; "
+            f"load {fmt_stat(raw['load_average_1min'])}).",
         ]
     lines += ["", "Each stage alone, in series (ms per photo, first kind):", ""]
     lines += ["| stage | ms/photo |", "|---|---|"]

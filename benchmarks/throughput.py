@@ -340,30 +340,56 @@ def measure_kind(
 def measure_raw(
     workdir: Path, photos: int, scorer: Any, runs: int, size: tuple[int, int], kind: str = "smooth"
 ) -> dict[str, Any]:
-    """DNGs with an embedded full-size JPEG preview, rated in sidecars (`process_paths`, mode
-    sidecar), against the same JPEGs (the previews' bytes) without writes, interleaved."""
+    """DNGs rated in sidecars (`process_paths`, mode sidecar) against the same JPEGs (the
+    full-size previews' bytes) without writes, interleaved; two layouts: as cameras write them
+    (a full-size preview and a `MEDIUM_PREVIEW` one) and with the full-size preview alone."""
     work = workdir / "runs"
-    raw_rates, jpeg_rates, loads = [], [], []
+    layouts = {"camera": True, "full_only": False}
+    rates: dict[str, list[float]] = {"jpeg": [], **{name: [] for name in layouts}}
+    loads, diffs = [], []
     actions: dict[str, int] = {}
     for i in range(runs):
         run_id = int(time.time() * 1000) % 10**9 + i
-        files = inputs.fresh_raws(workdir, work / "raw-sidecar", photos, run_id, size, kind)
-        loads.append(os.getloadavg()[0])
-        result = photod_run(files, scorer, work / f"raw-sidecar-{i}.db", "sidecar")
-        raw_rates.append(len(files) / result["seconds"])
-        actions = result["actions"]
+        raw_scores = {}
+        for name, medium in layouts.items():
+            files = inputs.fresh_raws(
+                workdir, work / f"raw-{name}", photos, run_id, size, kind, medium=medium
+            )
+            loads.append(os.getloadavg()[0])
+            result = photod_run(files, scorer, work / f"raw-{name}-{i}.db", "sidecar")
+            rates[name].append(len(files) / result["seconds"])
+            actions = result["actions"]
+            raw_scores[name] = result["scores"]
         files = inputs.fresh_jpegs(workdir, work / "raw-jpeg", photos, run_id, size, kind)
         loads.append(os.getloadavg()[0])
         result = photod_run(files, scorer, work / f"raw-jpeg-{i}.db", "none")
-        jpeg_rates.append(len(files) / result["seconds"])
-        log.info("raw run %d: %.2f vs jpeg %.2f photos/s", i, raw_rates[-1], jpeg_rates[-1])
-    raw_stat, jpeg_stat = common.summary(raw_rates, 2), common.summary(jpeg_rates, 2)
+        rates["jpeg"].append(len(files) / result["seconds"])
+        for name, score in raw_scores["camera"].items():
+            jpeg_score = result["scores"].get(Path(name).stem + ".jpg")
+            if score is not None and jpeg_score is not None:
+                diffs.append(abs(score - jpeg_score))
+        log.info(
+            "raw run %d: camera %.2f, full-size only %.2f vs jpeg %.2f photos/s",
+            i, rates["camera"][-1], rates["full_only"][-1], rates["jpeg"][-1],
+        )  # fmt: skip
+    stats = {name: common.summary(values, 2) for name, values in rates.items()}
     return {
         "photos": photos,
         "preview": f"{size[0]}x{size[1]} {kind} JPEG",
-        "raw_sidecar_photos_per_s": raw_stat,
-        "jpeg_no_write_photos_per_s": jpeg_stat,
-        "raw_vs_jpeg": round(raw_stat["median"] / jpeg_stat["median"], 2),
+        "medium_preview": "{}x{} JPEG".format(*inputs.MEDIUM_PREVIEW),
+        "raw_sidecar_photos_per_s": stats["camera"],
+        "raw_full_preview_only_sidecar_photos_per_s": stats["full_only"],
+        "jpeg_no_write_photos_per_s": stats["jpeg"],
+        "raw_vs_jpeg": round(stats["camera"]["median"] / stats["jpeg"]["median"], 2),
+        "raw_full_preview_only_vs_jpeg": round(
+            stats["full_only"]["median"] / stats["jpeg"]["median"], 2
+        ),
+        # The camera layout is scored from its medium preview, the JPEG from its full size.
+        "score_difference_medium_vs_full": {
+            "photos": len(diffs),
+            "mean_abs": round(float(np.mean(diffs)), 4) if diffs else None,
+            "max_abs": round(float(np.max(diffs)), 4) if diffs else None,
+        },
         "actions_last_run": actions,
         "load_average_1min": common.summary(loads, 2),
     }
@@ -460,9 +486,17 @@ def table(result: dict[str, Any]) -> str:
                 f"DNG + {raw['preview']} preview, load {common.fmt_stat(raw['load_average_1min'])}",
                 "",
             ],
-            ["  process_paths, write sidecar", common.fmt_stat(raw["raw_sidecar_photos_per_s"])],
+            [
+                f"  camera layout (+ {raw['medium_preview']}), write sidecar",
+                common.fmt_stat(raw["raw_sidecar_photos_per_s"]),
+            ],
+            [
+                "  full-size preview only, write sidecar",
+                common.fmt_stat(raw["raw_full_preview_only_sidecar_photos_per_s"]),
+            ],
             ["  the JPEGs, no write", common.fmt_stat(raw["jpeg_no_write_photos_per_s"])],
             ["  RAW vs JPEG", f"{raw['raw_vs_jpeg']}x"],
+            ["  full-size preview only vs JPEG", f"{raw['raw_full_preview_only_vs_jpeg']}x"],
         ]
     rows += [[f"  {k}", f"{v} ms/photo"] for k, v in result["breakdown_ms_per_photo"].items()]
     return common.format_table(rows, ["throughput", "median (min-max)"])

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from photod import raw_previews
 from photod.errors import (
     DecodeError,
     EmptyFileError,
@@ -375,12 +376,17 @@ def _exif_summary(im: Image.Image) -> dict[str, Any]:
         exif = im.getexif()
     except Exception:  # a broken EXIF block must never stop decoding
         return {}
-    values: dict[str, Any] = {}
     merged = dict(exif)
     try:
         merged.update(exif.get_ifd(0x8769))
     except Exception:
         pass
+    return _exif_values(merged)
+
+
+def _exif_values(merged: dict[int, Any]) -> dict[str, Any]:
+    """`_EXIF_TAGS` of IFD0 + the EXIF IFD (tag -> Pillow-style value) as plain Python values."""
+    values: dict[str, Any] = {}
     for tag, name in _EXIF_TAGS.items():
         value = merged.get(tag)
         if value is None:
@@ -413,8 +419,13 @@ def _decode_raw(
 ) -> DecodedImage:
     import rawpy
 
+    if data is None:
+        # Read once: LibRaw and the IFD walk (previews, EXIF) share the bytes.
+        data = path.read_bytes()
+        if not data:
+            raise EmptyFileError("empty file (0 bytes)", str(path))
     try:
-        raw = rawpy.imread(io.BytesIO(data) if data is not None else str(path))
+        raw = rawpy.imread(io.BytesIO(data))
     except rawpy.LibRawFileUnsupportedError as exc:
         raise UnsupportedFormatError("not a RAW file LibRaw can read", str(path)) from exc
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:
@@ -428,7 +439,11 @@ def _decode_raw(
         if flip in (5, 6):
             width, height = height, width
         _check_pixels((width, height), max_pixels, path)
-        preview = _raw_preview(raw, min_side, flip, max_pixels, path) if min_side else None
+        preview = None
+        if min_side:
+            preview = _smallest_preview(data, min_side, flip, max_pixels, path)
+            if preview is None:
+                preview = _raw_preview(raw, min_side, flip, max_pixels, path)
         if preview is not None and square:
             # The JPEG path's steps on the preview, all in Pillow (no array copies between).
             pixels = _square(_shrink_image(preview, min_side), square)
@@ -447,7 +462,7 @@ def _decode_raw(
         pixels=pixels if squared else _shrink(pixels, min_side),
         original_size=(width, height),
         format="RAW:" + path.suffix.lstrip(".").upper(),
-        exif=_raw_exif(path),
+        exif=_raw_exif(path, data),
     )
 
 
@@ -465,11 +480,22 @@ _EXIV2_KEYS = {
 }
 
 
-def _raw_exif(path: Path) -> dict[str, Any]:
-    """Capture time, camera and exposure of a RAW file (LibRaw exposes no EXIF; exiv2 reads it).
+def _raw_exif(path: Path, data: bytes) -> dict[str, Any]:
+    """Capture time, camera and exposure of a RAW file (LibRaw exposes no EXIF): from its IFDs
+    when it is TIFF-based (the same tags and values as a JPEG's), else through exiv2.
 
     Orientation is left out: the pixels from LibRaw are already upright.
     """
+    if raw_previews.is_tiff_based(data):
+        values = _exif_values(raw_previews.exif_tags(data, set(_EXIF_TAGS)))
+    else:
+        values = _exiv2_exif(path)
+    values["orientation"] = 1
+    return values
+
+
+def _exiv2_exif(path: Path) -> dict[str, Any]:
+    """`_raw_exif` through exiv2, for RAW files that are not TIFF-based (CR3, RAF, RW2, …)."""
     from photod.errors import PhotodError
     from photod.metadata.xmp import read_metadata
 
@@ -496,7 +522,6 @@ def _raw_exif(path: Path) -> dict[str, Any]:
             values[name] = int(text.split()[0]) if text.split()[0].isdigit() else text
         else:
             values[name] = text
-    values["orientation"] = 1
     return values
 
 
@@ -515,28 +540,50 @@ def _raw_preview(
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawError):
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
-        data = bytes(thumb.data)
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                _check_pixels(im.size, max_pixels, path)
-                if min(im.size) < min_side:
-                    return None
-                orientation = im.getexif().get(0x0112) or 0
-                _draft_jpeg(im, min_side)
-                image = _turbo_decode(im, data)
-                if image is None:
-                    image = im.convert("RGB") if im.mode != "RGB" else im.copy()
-        except (OSError, UnidentifiedImageError):
-            return None
-    elif thumb.format == rawpy.ThumbFormat.BITMAP:
+        return _preview_jpeg(bytes(thumb.data), min_side, flip, max_pixels, path)
+    if thumb.format == rawpy.ThumbFormat.BITMAP:
         pixels = np.asarray(thumb.data)
         _check_pixels((pixels.shape[1], pixels.shape[0]), max_pixels, path)
-        orientation = 0
         if min(pixels.shape[:2]) < min_side:
             return None
         image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]).astype(np.uint8), "RGB")
-    else:
+        return _orient_preview(image, 0, flip)
+    return None
+
+
+def _smallest_preview(
+    data: bytes, min_side: int, flip: int, max_pixels: int, path: Path
+) -> Image.Image | None:
+    """The smallest embedded JPEG whose short side is at least min_side, from the IFDs of a
+    TIFF-based RAW file; None when it has none (or it does not decode: LibRaw then tries)."""
+    for preview in raw_previews.previews(data):
+        if preview.short_side >= min_side:
+            jpeg = data[preview.offset : preview.offset + preview.length]
+            return _preview_jpeg(jpeg, min_side, flip, max_pixels, path)
+    return None
+
+
+def _preview_jpeg(
+    data: bytes, min_side: int, flip: int, max_pixels: int, path: Path
+) -> Image.Image | None:
+    """An embedded JPEG preview decoded DCT-scaled and oriented (None: too small or broken)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _check_pixels(im.size, max_pixels, path)
+            if min(im.size) < min_side:
+                return None
+            orientation = im.getexif().get(0x0112) or 0
+            _draft_jpeg(im, min_side)
+            image = _turbo_decode(im, data)
+            if image is None:
+                image = im.convert("RGB") if im.mode != "RGB" else im.copy()
+    except (OSError, UnidentifiedImageError):
         return None
+    return _orient_preview(image, orientation, flip)
+
+
+def _orient_preview(image: Image.Image, orientation: int, flip: int) -> Image.Image:
+    """A preview's own EXIF orientation, else the RAW's (LibRaw's flip)."""
     if not 1 <= orientation <= 8:
         orientation = {3: 3, 5: 8, 6: 6}.get(flip, 1)
     transpose = _TRANSPOSE.get(orientation)

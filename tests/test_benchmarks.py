@@ -84,6 +84,14 @@ def test_throughput_scoring_and_formats_quick(tmp_path: Path) -> None:
     assert len(ratings) == 6 and all(isinstance(r, int) and -1 <= r <= 5 for r in ratings)
     db = sqlite3.connect(tmp_path / "runs" / "grainy-auto-0.db")
     assert db.execute("SELECT count(*) FROM photos WHERE status = 'ok'").fetchone()[0] == 6
+    # RAW: both layouts were rated in sidecars, and the camera layout scores like its JPEG.
+    raw = throughput["raw"]
+    assert raw["actions_last_run"] == {"scored": 6}
+    assert raw["score_difference_medium_vs_full"]["photos"] == 6
+    assert raw["score_difference_medium_vs_full"]["max_abs"] < 0.5
+    for layout in ("camera", "full_only"):
+        sidecars = sorted((tmp_path / "runs" / f"raw-{layout}").glob("*.dng.xmp"))
+        assert len(sidecars) == 6, layout
     assert results["scoring"]["max_score_difference_between_configs"] < 1e-3
     assert set(results["formats"]["formats"]) == {"dng", "heic", "png", "tiff"}
 
