@@ -148,9 +148,12 @@ class EditObjective:
         out = np.zeros((len(images), 2848), np.float32)
         onnx = self.onnx
         if onnx is not None:
+            from photod.models.onnx_backbone import CPU_RUN_BATCH
+
+            # `batch_size` is the torch path's: ONNX Runtime on the CPU is fastest per image.
             for indices in group_by_bucket(images).values():
-                for start in range(0, len(indices), self.batch_size):
-                    chunk = indices[start : start + self.batch_size]
+                for start in range(0, len(indices), CPU_RUN_BATCH):
+                    chunk = indices[start : start + CPU_RUN_BATCH]
                     stacked = np.stack([resize_to_bucket(images[i][..., :3]) for i in chunk])
                     out[chunk] = onnx.features(stacked)
             return out

@@ -25,6 +25,7 @@ from photod.content_hash import bytes_hash, file_hash
 from photod.cpus import _cgroup_cpu_quota, available_cpus  # noqa: F401  (photod.scoring's API)
 from photod.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from photod.errors import DecodeError, ModelError, PhotodError
+from photod.models.onnx_backbone import CPU_RUN_BATCH
 from photod.models.registry import DEFAULT_MODEL  # noqa: F401  (photod.scoring's API)
 from photod.stars import FALLBACK_THRESHOLDS, StarMapping
 
@@ -76,10 +77,9 @@ class ScoreResult:
 # Default photos per forward pass (`Scorer.batch_size`).
 CPU_BATCH = 8
 GPU_BATCH = 64
-# Photos per ONNX Runtime call on the CPU when no batch size was asked for: one thread runs
-# the folded Lite0 in ~21 ms per photo one at a time, ~30 ms at 8 (its activations stay in the
-# cache; measured interleaved on 2 cores). The Scorer's batches still set the look-ahead.
-ONNX_CPU_RUN_BATCH = 1
+# Photos per ONNX Runtime call on the CPU when no batch size was asked for (see
+# models/onnx_backbone.py). The Scorer's batches still set the look-ahead.
+ONNX_CPU_RUN_BATCH = CPU_RUN_BATCH
 # Batches submitted to the decode threads ahead of the one the model scores (each decoded photo
 # held meanwhile is 224x224x3 bytes).
 LOOKAHEAD_BATCHES = 4
