@@ -99,7 +99,7 @@ def _candidate(name: str, params: dict, gains: np.ndarray) -> Candidate:
 
 @register_enhancer("white_balance", kind="pixel", description="grey-world/white-patch, temp/tint")
 def white_balance(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
-    """Grey-world and white-patch corrections, temperature and tint shifts."""
+    """Grey-world and white-patch corrections, given estimates, temperature and tint shifts."""
     params = context.params
     candidates = []
     estimators = {
@@ -114,6 +114,17 @@ def white_balance(image: np.ndarray, context: EnhanceContext) -> list[Candidate]
             gains = _limit(1.0 + float(strength) * (full - 1.0))
             if np.abs(gains / gains.mean() - 1.0).max() < 0.01:
                 continue  # already neutral: nothing to propose
+            candidates.append(
+                _candidate("white_balance", {"method": method, "strength": strength}, gains)
+            )
+    # Gains estimated elsewhere (the search's predicted correction, photod/suggest.py), blended
+    # toward neutral in log space at each strength.
+    for method, estimate in params.get("estimates", {}).items():
+        full = np.asarray(estimate, dtype=np.float64)
+        for strength in params.get("predicted_strength", [1.0]):
+            gains = _limit(np.exp(float(strength) * np.log(full)))
+            if np.abs(gains / np.exp(np.log(gains).mean()) - 1.0).max() < 0.01:
+                continue
             candidates.append(
                 _candidate("white_balance", {"method": method, "strength": strength}, gains)
             )

@@ -80,8 +80,12 @@ class NumpyHead:
     def __call__(self, features: np.ndarray) -> np.ndarray:
         z = (np.asarray(features, np.float32) - self.mean) / self.std
         hidden = z @ self.w1 + self.b1
-        hidden = 0.5 * hidden * (1.0 + _erf(hidden / math.sqrt(2.0)))
-        return (hidden @ self.w2 + self.b2).reshape(-1)
+        return (gelu(hidden) @ self.w2 + self.b2).reshape(-1)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU (torch's default), in numpy."""
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

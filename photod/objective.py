@@ -52,6 +52,7 @@ class EditObjective:
         self._net: Any = None
         self._onnx: Any = None
         self._numpy_head: Any = None
+        self._offsets: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -126,6 +127,17 @@ class EditObjective:
             head = self.net.head
             scores = head(torch.from_numpy(features).to(head.feature_mean.device)).cpu().numpy()
         return scores.reshape(-1).astype(np.float32)
+
+    def offsets(self, images: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Predicted corrections [N, 3] of `images` (EV, log red/green, log blue/green gains
+        that would undo an exposure error and a colour cast; models/edit_offsets.py); None when
+        the model file has no offsets model (the search then climbs its whole ladders)."""
+        with self._lock:
+            if self._offsets is None:
+                from photod.models import edit_offsets
+
+                self._offsets = edit_offsets.load(self.model_file) or False
+        return self._offsets(list(images)) if self._offsets else None
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""

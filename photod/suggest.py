@@ -225,6 +225,11 @@ def suggest_pixels(
         params = dict(settings["params"].get(name, {}))
         if edit_head:
             params.update(settings.get("edit_params", {}).get(name, {}))
+        with_prediction = params.pop("with_prediction", None)
+        if with_prediction and edit_head:
+            predicted = search.offsets([current])
+            if predicted is not None:
+                params = around_prediction(name, {**params, **with_prediction}, predicted[0])
         context = EnhanceContext(params=params)
         if name == "crop":
             from photod.enhancers.crop import detect_faces, saliency_map
@@ -307,6 +312,25 @@ def suggest_pixels(
         height=height,
         pixel_ops=ops,
     )
+
+
+def around_prediction(name: str, params: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
+    """The enhancer's parameters centred on the objective's predicted correction (presets.json
+    `with_prediction`, merged into `params` by the caller): exposure gets `ev_around` offsets
+    from the predicted EV instead of its ladder; white balance the predicted gains at each
+    `predicted_strength` (log-space blend toward neutral) beside its estimators."""
+    params = dict(params)
+    ev, log_red, log_blue = (float(v) for v in predicted[:3])
+    if name == "exposure" and "ev_around" in params:
+        limit = float(params.get("ev_limit", 2.5))
+        ladder = {
+            round(float(np.clip(ev + step, -limit, limit)), 2) for step in params["ev_around"]
+        }
+        params["ev"] = sorted(v for v in ladder if v != 0)
+        params["predicted_ev"] = round(ev, 3)
+    if name == "white_balance" and "predicted_strength" in params:
+        params["estimates"] = {"predicted": [float(np.exp(log_red)), 1.0, float(np.exp(log_blue))]}
+    return params
 
 
 def _refine(

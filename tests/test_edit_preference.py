@@ -326,3 +326,61 @@ def test_onnx_export_reproduces_the_shipped_graph(tmp_path):
     assert float(np.abs(fresh.features(pixels) - shipped.features(pixels)).max()) < 1e-4
     maps = fresh.maps(pixels[:1])
     assert [m.shape[1] for m in maps] == [16, 24, 40, 80, 112, 192, 320, 1280]
+
+
+def test_offsets_model_predicts_the_correction_of_real_defects(objective):
+    """The offsets model (models/edit_offsets.py) reads what is wrong with a photo it never
+    saw: the EV that undoes an exposure error, the gains that undo a cast."""
+    card = json.loads(DEFAULT_MODEL_FILE.with_suffix(".json").read_text())["edit_offsets"]
+    assert card["held_out"]["ev_right_direction"] >= 0.9
+    image = photos.real_photo("chelsea")
+    warm = np.round(linear_to_srgb(LINEAR[image] * (1.3, 1.0, 0.75)) * 255).astype(np.uint8)
+    versions = [image, _shift(image, -1.2), _shift(image, 1.2), warm]
+    predicted = objective.offsets(versions)
+    ev = predicted[:, 0]
+    # The clean photo needs at most a nudge; a 1.2 EV error moves the prediction by most of it.
+    assert abs(ev[0]) < 0.6 and ev[1] > max(0.6, ev[0] + 0.8) and ev[2] < min(-0.3, ev[0] - 0.8)
+    # The warm cast (red up, blue down) is undone by less red and more blue.
+    cast = predicted[3, 1:] - predicted[0, 1:]
+    assert cast[0] < -0.05 and cast[1] > 0.05, predicted  # the direction; its size is shrunk
+
+
+def test_the_search_centres_its_ladders_on_the_predicted_correction():
+    from photod.suggest import around_prediction
+
+    params = {"ev": [-2.0, 2.0], "ev_around": [-0.4, -0.2, 0.0, 0.2, 0.4]}
+    exposure = around_prediction("exposure", params, np.array([0.2, 0.0, 0.0]))
+    assert exposure["ev"] == [-0.2, 0.2, 0.4, 0.6]  # 0 is the untouched photo itself
+    assert exposure["predicted_ev"] == 0.2
+    far = around_prediction("exposure", params, np.array([2.4, 0.0, 0.0]))
+    assert max(far["ev"]) == 2.5  # clipped to ev_limit
+    colour = around_prediction(
+        "white_balance", {"predicted_strength": [0.5, 1.0]}, np.array([0.0, -0.2, 0.3])
+    )
+    assert colour["estimates"]["predicted"] == pytest.approx([np.exp(-0.2), 1.0, np.exp(0.3)])
+    from photod.enhancers import EnhanceContext, get_enhancer
+
+    image = photos.real_photo("coffee", scale=0.5)
+    candidates = get_enhancer("white_balance").candidates(
+        image, EnhanceContext(params={**colour, "methods": []})
+    )
+    assert [c.params["strength"] for c in candidates] == [0.5, 1.0]
+    gains = [np.array(c.params["gains"]) for c in candidates]
+    # Half strength is half the log gains (after the luminance normalisation).
+    ratio = np.log(gains[0][2] / gains[0][0]) / np.log(gains[1][2] / gains[1][0])
+    assert ratio == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("injected", [-1.0, 1.0])
+def test_exposure_search_with_the_prediction_spends_fewer_passes(objective, injected):
+    from photod.suggest import suggest_pixels
+
+    image = _shift(photos.real_photo("chelsea"), injected)
+    suggestion = suggest_pixels(image, objective, "exposure", margin=0.0)
+    # The right direction, within 0.8 EV (this photo's prediction leans 0.5 EV bright; the
+    # benchmark's median error is 0.44 EV, README "Suggestion quality").
+    assert np.sign(suggestion.exposure_ev) == -np.sign(injected), suggestion.to_dict()
+    assert abs(suggestion.exposure_ev + injected) <= 0.8, suggestion.to_dict()
+    # The base, 5 ladder steps around the prediction (less the 0 step when it falls there), 2
+    # refinements: the whole ladder would be 10 + 2 + 1.
+    assert suggestion.full_passes <= 8, suggestion.to_dict()
