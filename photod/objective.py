@@ -1,7 +1,7 @@
 """The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
 edit-preference head at each image's own shape (`--objective edit-preference`, config
 `suggest_objective`). The head is measured but not yet good enough to be the default: on
-benchmarks/suggest_quality.py it leaves untouched good photos alone 62 % of the time (the
+benchmarks/suggest_quality.py it leaves untouched good photos alone 59 % of the time (the
 aesthetic objective 74 %), though it corrects more exposure errors and casts (README).
 
 `EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
