@@ -73,12 +73,17 @@ class NumpyHead:
         def get(key: str) -> np.ndarray:
             return np.asarray(state[key], dtype=np.float32)
 
-        self.mean, self.std = get("feature_mean"), get("feature_std")
-        self.w1, self.b1 = get("mlp.0.weight").T.copy(), get("mlp.0.bias")
+        w1 = get("mlp.0.weight").T
+        # The features the head reads: the shipped head gives the pooled head features zero
+        # weights (models/README.md), so they are neither standardised nor multiplied here.
+        self.columns = np.flatnonzero(np.abs(w1).sum(1))
+        self.mean = get("feature_mean")[self.columns]
+        self.std = get("feature_std")[self.columns]
+        self.w1, self.b1 = w1[self.columns].copy(), get("mlp.0.bias")
         self.w2, self.b2 = get("mlp.3.weight").T.copy(), get("mlp.3.bias")
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        z = (np.asarray(features, np.float32) - self.mean) / self.std
+        z = (np.asarray(features, np.float32)[:, self.columns] - self.mean) / self.std
         hidden = z @ self.w1 + self.b1
         return (gelu(hidden) @ self.w2 + self.b2).reshape(-1)
 

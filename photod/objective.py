@@ -1,7 +1,7 @@
 """The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
 edit-preference head at each image's own shape (`--objective edit-preference`, config
 `suggest_objective`). The head is measured but not yet good enough to be the default: on
-benchmarks/suggest_quality.py it leaves untouched good photos alone 59 % of the time (the
+benchmarks/suggest_quality.py it leaves untouched good photos alone 61 % of the time (the
 aesthetic objective 74 %), though it corrects more exposure errors and casts (README).
 
 `EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
@@ -127,6 +127,11 @@ class EditObjective:
             head = self.net.head
             scores = head(torch.from_numpy(features).to(head.feature_mean.device)).cpu().numpy()
         return scores.reshape(-1).astype(np.float32)
+
+    @property
+    def feature_columns(self) -> np.ndarray | None:
+        """The MLSP feature columns the head reads on the numpy path (None: all of them)."""
+        return self._numpy_head.columns if self.onnx is not None else None
 
     def offsets(self, images: Sequence[np.ndarray]) -> np.ndarray | None:
         """Predicted corrections [N, 3] of `images` (EV, log red/green, log blue/green gains

@@ -196,6 +196,9 @@ def suggest_pixels(
     settings = load_presets(preset)
     names = resolve_enhancers(enhancers, preset)
     if edit_head:
+        # The head's own crop shortlist sizes (`edit_crop_*`), where the preset sets them.
+        for key in ("crop_exact_max", "crop_rescore_top"):
+            settings[key] = settings.get(f"edit_{key}", settings.get(key))
         calibrated = search.card.get("margin", {})
         default_margin = calibrated.get("chosen", settings.get("edit_margin", settings["margin"]))
         step_margins = calibrated.get("step", settings.get("edit_step_margins", {}))
@@ -480,7 +483,13 @@ def roi_scores(
         pooled = []
         for fmap in maps[:-1]:
             pooled += list(window_stats(fmap, box_array))
-        pooled.append(window_stats(maps[-1], box_array, std=False)[0])
+        read = getattr(scorer, "feature_columns", None)
+        stage_width = sum(p.shape[1] for p in pooled)
+        if read is not None and len(read) and read.max() < stage_width:
+            # The head ignores the pooled head features: the head map's windows are not pooled.
+            pooled.append(np.zeros((len(box_array), maps[-1].shape[0])))
+        else:
+            pooled.append(window_stats(maps[-1], box_array, std=False)[0])
         return scorer.score_features(np.concatenate(pooled, axis=1).astype(np.float32))
     setup = _roi_setup(scorer, image, boxes, size)
     if setup is None:
