@@ -439,9 +439,10 @@ def _decode_raw(
         if flip in (5, 6):
             width, height = height, width
         _check_pixels((width, height), max_pixels, path)
+        walked = raw_previews.ifds(data)  # empty for RAW files that are not TIFF-based
         preview = None
         if min_side:
-            preview = _smallest_preview(data, min_side, flip, max_pixels, path)
+            preview = _smallest_preview(data, walked, min_side, flip, max_pixels, path)
             if preview is None:
                 preview = _raw_preview(raw, min_side, flip, max_pixels, path)
         if preview is not None and square:
@@ -462,7 +463,7 @@ def _decode_raw(
         pixels=pixels if squared else _shrink(pixels, min_side),
         original_size=(width, height),
         format="RAW:" + path.suffix.lstrip(".").upper(),
-        exif=_raw_exif(path, data),
+        exif=_raw_exif(path, data, walked),
     )
 
 
@@ -480,14 +481,14 @@ _EXIV2_KEYS = {
 }
 
 
-def _raw_exif(path: Path, data: bytes) -> dict[str, Any]:
+def _raw_exif(path: Path, data: bytes, walked: raw_previews.Walked | None = None) -> dict[str, Any]:
     """Capture time, camera and exposure of a RAW file (LibRaw exposes no EXIF): from its IFDs
     when it is TIFF-based (the same tags and values as a JPEG's), else through exiv2.
 
     Orientation is left out: the pixels from LibRaw are already upright.
     """
     if raw_previews.is_tiff_based(data):
-        values = _exif_values(raw_previews.exif_tags(data, set(_EXIF_TAGS)))
+        values = _exif_values(raw_previews.exif_tags(data, set(_EXIF_TAGS), walked))
     else:
         values = _exiv2_exif(path)
     values["orientation"] = 1
@@ -552,11 +553,17 @@ def _raw_preview(
 
 
 def _smallest_preview(
-    data: bytes, min_side: int, flip: int, max_pixels: int, path: Path
+    data: bytes,
+    walked: raw_previews.Walked,
+    min_side: int,
+    flip: int,
+    max_pixels: int,
+    path: Path,
 ) -> Image.Image | None:
     """The smallest embedded JPEG whose short side is at least min_side, from the IFDs of a
-    TIFF-based RAW file; None when it has none (or it does not decode: LibRaw then tries)."""
-    for preview in raw_previews.previews(data):
+    TIFF-based RAW file (`walked`); None when it has none (or it does not decode: LibRaw then
+    tries)."""
+    for preview in raw_previews.previews(data, walked):
         if preview.short_side >= min_side:
             jpeg = data[preview.offset : preview.offset + preview.length]
             return _preview_jpeg(jpeg, min_side, flip, max_pixels, path)

@@ -166,9 +166,13 @@ def jpeg_size(data: bytes, start: int, end: int) -> tuple[int, int] | None:
     return None
 
 
-def previews(data: bytes) -> list[Preview]:
-    """Every embedded JPEG preview libjpeg can decode, smallest first."""
-    order, found, _ = ifds(data)
+Walked = tuple[str, list[Ifd], Ifd]  # what `ifds` returns
+
+
+def previews(data: bytes, walked: Walked | None = None) -> list[Preview]:
+    """Every embedded JPEG preview libjpeg can decode, smallest first (`walked`: `ifds(data)`,
+    when the caller has it)."""
+    order, found, _ = walked or ifds(data)
     out: dict[int, Preview] = {}
     for ifd in found:
         spans = []
@@ -198,11 +202,11 @@ def previews(data: bytes) -> list[Preview]:
     return sorted(out.values(), key=lambda p: (p.width * p.height, p.offset))
 
 
-def exif_tags(data: bytes, wanted: set[int]) -> dict[int, Any]:
+def exif_tags(data: bytes, wanted: set[int], walked: Walked | None = None) -> dict[int, Any]:
     """The `wanted` tags of IFD0 and the EXIF IFD, merged (the EXIF IFD's win), as Pillow's
     `getexif` gives them: one value plain, several as a tuple. Empty when `data` is not
     TIFF-based."""
-    order, found, exif = ifds(data)
+    order, found, exif = walked or ifds(data)
     merged: dict[int, Any] = {}
     for ifd in (found[0] if found else {}, exif):
         for tag, entry in ifd.items():

@@ -330,7 +330,6 @@ def around_prediction(name: str, params: dict[str, Any], predicted: np.ndarray) 
             round(float(np.clip(ev + step, -limit, limit)), 2) for step in params["ev_around"]
         }
         params["ev"] = sorted(v for v in ladder if v != 0)
-        params["predicted_ev"] = round(ev, 3)
     if name == "white_balance" and "predicted_strength" in params:
         params["estimates"] = {"predicted": [float(np.exp(log_red)), 1.0, float(np.exp(log_blue))]}
     return params

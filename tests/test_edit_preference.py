@@ -351,7 +351,6 @@ def test_the_search_centres_its_ladders_on_the_predicted_correction():
     params = {"ev": [-2.0, 2.0], "ev_around": [-0.4, -0.2, 0.0, 0.2, 0.4]}
     exposure = around_prediction("exposure", params, np.array([0.2, 0.0, 0.0]))
     assert exposure["ev"] == [-0.2, 0.2, 0.4, 0.6]  # 0 is the untouched photo itself
-    assert exposure["predicted_ev"] == 0.2
     far = around_prediction("exposure", params, np.array([2.4, 0.0, 0.0]))
     assert max(far["ev"]) == 2.5  # clipped to ev_limit
     colour = around_prediction(

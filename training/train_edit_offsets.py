@@ -35,7 +35,6 @@ import numpy as np
 log = logging.getLogger("photod")
 
 CACHE = Path(".cache/edit-offsets")
-HEAD_NAME = "edit_offsets"
 
 
 def draws(image: np.ndarray, rng: np.random.Generator, exposures: int, casts: int):
@@ -184,30 +183,21 @@ def fit(
 
 def write(model_file: Path, model: dict[str, np.ndarray], card: dict[str, Any]) -> None:
     """Store the model in the multi-head model file under `edit_offsets.*` and describe it in
-    the card's `edit_offsets` entry (both rewritten atomically, every other tensor kept)."""
-    import os
-
-    from safetensors import safe_open
-    from safetensors.numpy import load_file, save_file
+    the card's `edit_offsets` entry (`training.export.write_model`: both rewritten atomically,
+    every other tensor kept)."""
+    import torch
+    from safetensors.torch import load_file
 
     from photod.models import edit_offsets
+    from photod.training.export import write_model
 
-    tensors = edit_offsets.state_dict(model)
     state = {
-        k: v for k, v in load_file(str(model_file)).items() if not k.startswith("edit_offsets.")
+        k: v for k, v in load_file(str(model_file)).items() if not k.startswith(edit_offsets.PREFIX)
     }
-    state.update(tensors)
-    with safe_open(str(model_file), "np") as handle:
-        metadata = handle.metadata()
-    tmp = model_file.with_name("." + model_file.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, model_file)
-    card_path = model_file.with_suffix(".json")
-    full = json.loads(card_path.read_text())
+    state.update({k: torch.from_numpy(v) for k, v in edit_offsets.state_dict(model).items()})
+    full = json.loads(model_file.with_suffix(".json").read_text())
     full["edit_offsets"] = {"outputs": list(edit_offsets.OUTPUTS), **card}
-    tmp = card_path.with_name("." + card_path.name + ".tmp")
-    tmp.write_text(json.dumps(full, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    write_model(model_file, state, full)
 
 
 def main(argv: list[str] | None = None) -> int:
