@@ -415,12 +415,10 @@ def fresh_raws(
     paths = []
     for i in range(count):
         path = dest / f"IMG_{i:05d}.dng"
-        if medium:
-            extra = mediums[i % len(mediums)]
-            data = dng_with_preview(jpegs.data(i, run), mosaic, orientation_for(i), extra)
-        else:
-            data = dng_with_preview(jpegs.data(i, run), mosaic)
-        path.write_bytes(data)
+        orientation, extra = (
+            (orientation_for(i), mediums[i % len(mediums)]) if medium else (1, None)
+        )
+        path.write_bytes(dng_with_preview(jpegs.data(i, run), mosaic, orientation, extra))
         paths.append(path)
     os.sync()
     return paths

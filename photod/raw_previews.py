@@ -28,7 +28,7 @@ _MAGICS = {
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 MAX_IFDS = 64  # a crafted file may chain or nest IFDs in a loop
 SUB_IFDS, EXIF_IFD = 0x014A, 0x8769
-NEW_SUBFILE_TYPE, COMPRESSION, PHOTOMETRIC = 0x00FE, 0x0103, 0x0106
+COMPRESSION, PHOTOMETRIC = 0x0103, 0x0106
 STRIP_OFFSETS, STRIP_BYTE_COUNTS = 0x0111, 0x0117
 JPEG_OFFSET, JPEG_LENGTH = 0x0201, 0x0202
 RAW_PHOTOMETRICS = {32803, 34892}  # CFA and LinearRaw: the sensor data, never a preview
@@ -51,6 +51,7 @@ class Preview:
 
 
 Ifd = dict[int, tuple[int, int, int]]  # tag -> (type, count, offset of the value bytes)
+Walked = tuple[str, list[Ifd], Ifd]  # what `ifds` returns: byte order, image IFDs, EXIF IFD
 
 
 def _order(data: bytes) -> str | None:
@@ -110,7 +111,7 @@ def _first(data: bytes, order: str, ifd: Ifd, tag: int) -> Any:
     return values[0] if values else None
 
 
-def ifds(data: bytes) -> tuple[str, list[Ifd], Ifd]:
+def ifds(data: bytes) -> Walked:
     """(byte order, the image IFDs: IFD0's chain and every SubIFD, the EXIF IFD); empty when
     `data` is not a TIFF-based file."""
     order = _order(data)
@@ -164,9 +165,6 @@ def jpeg_size(data: bytes, start: int, end: int) -> tuple[int, int] | None:
             return None
         pos += 2 + length
     return None
-
-
-Walked = tuple[str, list[Ifd], Ifd]  # what `ifds` returns
 
 
 def previews(data: bytes, walked: Walked | None = None) -> list[Preview]:
