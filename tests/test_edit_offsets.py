@@ -26,7 +26,7 @@ def test_statistics_see_exposure_and_colour():
     median = edit_offsets._PERCENTILES.index(50)
     assert dark[median] == pytest.approx(base[median] - 1.0, abs=0.1)  # one stop, in log2
     # Mean log red/green rises and blue/green falls with a warm cast (the chroma means).
-    chroma = 9 + 4 + edit_offsets._LUMA_BINS
+    chroma = 9 + 4 + edit_offsets._LUMA_BINS + edit_offsets._TOP_BINS + 3
     assert hot[chroma] > base[chroma] + 0.2 and hot[chroma + 1] < base[chroma + 1] - 0.2
 
 
@@ -79,3 +79,11 @@ def test_the_shipped_file_carries_the_model_and_its_extra_heads_still_load():
     assert "edit_offsets" not in net.heads  # not an extra head: it reads statistics, not MLSP
     card = json.loads(DEFAULT_MODEL_FILE.with_suffix(".json").read_text())["edit_offsets"]
     assert card["held_out"]["images"] > 1000 and "held_out_real" in card
+
+
+def test_a_model_of_other_statistics_is_refused_by_name():
+    from photod.errors import ModelError
+
+    state = {"input_mean": np.zeros(7), "input_std": np.ones(7), "output_scale": np.ones(3)}
+    with pytest.raises(ModelError, match="retrain"):
+        edit_offsets.EditOffsets(state)
