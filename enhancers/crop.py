@@ -10,17 +10,21 @@ photo's saliency mass, so it cannot drop the subject for empty sky. Faces come f
 Haar cascade, saliency from opencv-contrib's spectral-residual detector; both are computed once
 per photo by the search (`detect_faces`, `saliency_map`).
 
-Besides the grid, `detected_boxes` proposes the frame inside what looks added to the photo: flat
-borders (rows/columns of one colour from an edge inward) and a seam where a strip of another
-picture was pasted beside it (a column or row whose step to its neighbour stands far above the
-photo's usual steps). With `detect_borders` (set in presets.json's `edit_params`, so for the
-opt-in edit-preference objective) these proposals join the candidates (marked `"detected"`,
-always scored); the objective decides whether they win.
+Besides the grid, `detected_frame` finds the frame inside what was added to the photo: flat
+borders (rows/columns of one colour from an edge inward, ending at an edge: a sky's gradient
+or a flat region reaching the middle is not a border) and the strip beyond a pasted seam (a
+column whose step to its neighbour stands far above the photo's usual steps, and is sharp in
+at least half the rows: a natural edge is sharp in some rows only; row seams are never cut, a
+sea horizon looks just like one). With `detect_borders` (presets.json's `edit_params`, the
+edit-preference objective) a photo with such a frame gets it as the step's only candidate,
+marked `"detected"`: the search takes it (photod/suggest.py, "trusted" steps) and the margin
+still judges the whole suggestion.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -161,14 +165,34 @@ def crop_boxes(width: int, height: int, context: EnhanceContext) -> list[tuple[s
 
 
 def _flat_run(lines: np.ndarray, tolerance: float) -> int:
-    """How many leading lines ([N, L, 3], edge first) are one flat colour (the first line's)."""
+    """How many leading lines ([N, L, 3], edge first) are one flat colour (the first line's) and
+    end at an edge: the line after them mostly far from the last of them. A sky's smooth
+    gradient drifts out of tolerance a level per line and is not a border, nor is a flat
+    region reaching the middle of the photo (an overcast sky, a wall)."""
     reference = np.median(lines[0], axis=0)
     close = (np.abs(lines - reference).max(axis=2) <= tolerance).mean(axis=1) >= 0.97
-    return int(np.argmin(close)) if not close.all() else len(close)
+    if close.all():
+        return 0
+    run = int(np.argmin(close))
+    if run and (np.abs(lines[run] - lines[run - 1]).max(axis=1) > tolerance).mean() < 0.5:
+        return 0
+    return run
+
+
+def _seam_sharpness(grey: np.ndarray, x: int) -> float:
+    """Fraction of rows whose step between columns x-1 and x stands well above their steps a
+    few columns either side: a pasted edge is sharp in nearly every row, a natural edge (a
+    horizon, a wall) in some rows only, or spread over several pixels."""
+    step = np.abs(np.diff(grey, axis=1))
+    c = x - 1
+    near = [step[:, max(0, c - 4) : max(0, c - 1)], step[:, c + 2 : c + 5]]
+    neighbours = np.concatenate(near, axis=1).max(axis=1)
+    return float((step[:, c] > 1.5 * neighbours + 2.0).mean())
 
 
 def _seams(image: np.ndarray, ratio: float) -> list[tuple[int, float]]:
-    """Columns x (between x-1 and x) whose mean step stands `ratio` times above the median."""
+    """Columns x (between x-1 and x) whose mean step stands `ratio` times above the median:
+    (x, sharpness)."""
     grey = image.astype(np.float32).mean(axis=2)
     step = np.abs(np.diff(grey, axis=1)).mean(axis=0)
     typical = float(np.median(step)) + 1.0
@@ -180,14 +204,42 @@ def _seams(image: np.ndarray, ratio: float) -> list[tuple[int, float]]:
             continue
         x = int(np.argmax(window)) + int(lo * w)
         if step[x] >= ratio * typical:
-            found.append((x + 1, float(step[x] / typical)))
+            found.append((x + 1, _seam_sharpness(grey, x + 1)))
     return found
+
+
+# How sharp a column seam must be (`_seam_sharpness`) for `detected_frame` to cut at it. Row
+# seams are never cut: a sea horizon is as straight and as sharp across the whole width as a
+# pasted edge (a banner pasted above or below a photo is usually flat, and found as a border).
+SEAM_SHARPNESS = 0.5
 
 
 def detected_boxes(
     image: np.ndarray, tolerance: float = 10.0, seam_ratio: float = 4.0
 ) -> list[Box]:
     """Frames that drop flat borders, or a strip beyond a pasted seam, as fractions."""
+    return [box for box, _ in _detections(image, tolerance, seam_ratio)]
+
+
+def detected_frame(
+    image: np.ndarray, tolerance: float = 10.0, seam_ratio: float = 4.0
+) -> Box | None:
+    """The one frame inside what was confidently added to the photo, or None: flat borders
+    (ending at an edge) when there are any, else the strips beyond sharp column seams cut
+    away."""
+    detections = _detections(image, tolerance, seam_ratio)
+    flat = [box for box, how in detections if how == "flat"]
+    if flat:
+        return flat[0]
+    left, right = 0.0, 1.0
+    for box, how in detections:
+        if how != "flat" and how[0] == "column" and how[1] >= SEAM_SHARPNESS:
+            left, right = max(left, box[0]), min(right, box[2])
+    return (left, 0.0, right, 1.0) if 0.3 <= right - left < 0.99 else None
+
+
+def _detections(image: np.ndarray, tolerance: float, seam_ratio: float) -> list[tuple[Box, Any]]:
+    """(box, "flat" or (axis, sharpness)) of every border or seam found."""
     h, w = image.shape[:2]
     img = image.astype(np.int16)
     half_h, half_w = h // 2, w // 2
@@ -195,26 +247,41 @@ def detected_boxes(
     bottom = _flat_run(img[::-1][:half_h], tolerance)
     left = _flat_run(img[:, :half_w].transpose(1, 0, 2), tolerance)
     right = _flat_run(img[:, ::-1][:, :half_w].transpose(1, 0, 2), tolerance)
-    boxes: list[Box] = []
+    found: list[tuple[Box, Any]] = []
     if max(top, bottom, left, right) >= max(2, 0.01 * min(h, w)):
-        boxes.append((left / w, top / h, 1 - right / w, 1 - bottom / h))
-    for x, _ in _seams(image, seam_ratio):
-        boxes.append((x / w, 0.0, 1.0, 1.0) if x < w / 2 else (0.0, 0.0, x / w, 1.0))
-    for y, _ in _seams(image.transpose(1, 0, 2), seam_ratio):
-        boxes.append((0.0, y / h, 1.0, 1.0) if y < h / 2 else (0.0, 0.0, 1.0, y / h))
+        found.append(((left / w, top / h, 1 - right / w, 1 - bottom / h), "flat"))
+    for x, sharpness in _seams(image, seam_ratio):
+        box = (x / w, 0.0, 1.0, 1.0) if x < w / 2 else (0.0, 0.0, x / w, 1.0)
+        found.append((box, ("column", sharpness)))
+    for y, sharpness in _seams(image.transpose(1, 0, 2), seam_ratio):
+        box = (0.0, y / h, 1.0, 1.0) if y < h / 2 else (0.0, 0.0, 1.0, y / h)
+        found.append((box, ("row", sharpness)))
     return [
-        b
-        for b in boxes
+        (b, how)
+        for b, how in found
         if (b[2] - b[0]) * (b[3] - b[1]) >= 0.3 and (b[2] - b[0]) * (b[3] - b[1]) < 0.99
     ]
 
 
 @register_enhancer("crop", kind="geometry", description="aspect ratios x scales x positions")
 def crop(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
-    """Crops at standard aspect ratios, steered by faces and saliency, with a minimum size; plus
-    frames that drop detected flat borders or a pasted strip."""
+    """Crops at standard aspect ratios, steered by faces and saliency, with a minimum size.
+    With `detect_borders`, a photo with confidently added borders or a pasted strip gets one
+    candidate: the frame inside them (`detected_frame`), cut exactly; reframing the photo
+    itself is a question for another step, not mixed into fixing a defect."""
     h, w = image.shape[:2]
-    candidates = [
+    if context.params.get("detect_borders", False):
+        frame = detected_frame(image)
+        if frame is not None and _keeps_faces(frame, context.faces, 0.0):
+            area = (frame[2] - frame[0]) * (frame[3] - frame[1])
+            params = {
+                "aspect": "detected",
+                "scale": round(float(np.sqrt(area)), 3),
+                "box": [round(v, 4) for v in frame],
+                "detected": True,
+            }
+            return [Candidate(enhancer="crop", params=params, crop=frame)]
+    return [
         Candidate(
             enhancer="crop",
             params={"aspect": aspect, "scale": scale, "box": [round(v, 4) for v in box]},
@@ -222,21 +289,3 @@ def crop(image: np.ndarray, context: EnhanceContext) -> list[Candidate]:
         )
         for aspect, scale, box in crop_boxes(w, h, context)
     ]
-    if context.params.get("detect_borders", False):
-        for box in detected_boxes(image):
-            if not _keeps_faces(box, context.faces, 0.0):
-                continue
-            area = (box[2] - box[0]) * (box[3] - box[1])
-            candidates.append(
-                Candidate(
-                    enhancer="crop",
-                    params={
-                        "aspect": "detected",
-                        "scale": round(float(np.sqrt(area)), 3),
-                        "box": [round(v, 4) for v in box],
-                        "detected": True,
-                    },
-                    crop=box,
-                )
-            )
-    return candidates

@@ -7,7 +7,7 @@ optional. Each effective value remembers where it came from, so `photod config` 
     write_mode = "auto"               # auto, embedded, sidecar, both or none
     device = "auto"                   # auto, cpu, cuda, mps
     suggest = false                   # also compute crop/exposure suggestions
-    suggest_objective = "aesthetic"   # or "edit-preference" (the opt-in head)
+    suggest_objective = "edit-preference"   # or "aesthetic" (the aesthetic score)
 
 Environment variables are the upper-case key with a `PHOTOD_` prefix (`PHOTOD_WRITE_MODE=none`);
 lists are separated by `:` for folders and `,` for numbers.
@@ -71,8 +71,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "suggest_objective",
         "str",
-        "aesthetic",
-        "What suggestions maximise: the aesthetic score, or the edit-preference head (opt-in).",
+        "edit-preference",
+        "What suggestions maximise: the edit-preference head, or the aesthetic score.",
         ("aesthetic", "edit-preference"),
     ),
     Option("group", "bool", False, "Group bursts/duplicates after each batch (photod cull)."),
@@ -282,7 +282,7 @@ TEMPLATE = """\
 # star_thresholds = [2.6, 2.9, 3.3, 3.6]   # lowest score for 2, 3, 4 and 5 stars
 # reject_below = 2.0
 # suggest = false
-# suggest_objective = "aesthetic"   # or "edit-preference" (opt-in head, see models/README.md)
+# suggest_objective = "edit-preference"   # or "aesthetic" (see models/README.md)
 # group = false                      # group bursts and near-duplicates as photos arrive
 # settle_seconds = 0.25
 # log_level = "info"

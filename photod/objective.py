@@ -1,8 +1,9 @@
-"""The objectives of `photod suggest`: the scorer's aesthetic score (default) or, opt-in, the
-edit-preference head at each image's own shape (`--objective edit-preference`, config
-`suggest_objective`). The head is measured but not yet good enough to be the default: on
-benchmarks/suggest_quality.py it leaves untouched good photos alone 61 % of the time (the
-aesthetic objective 74 %), though it corrects more exposure errors and casts (README).
+"""The objectives of `photod suggest`: the edit-preference head at each image's own shape (the
+product's default: config `suggest_objective`, the CLI, the daemon and the web page) or the
+scorer's aesthetic score (`--objective aesthetic`; and what a bare `Scorer` handed to the
+library searches with unless `use_objective` says otherwise). On
+benchmarks/suggest_quality.py the head's search fixes more exposure errors, casts and margins
+and leaves more untouched good photos alone than the aesthetic objective (README).
 
 `EditObjective` is what the search scores candidates with (`score_pixels`, like `Scorer`'s): the
 edit-preference head (models/edit_preference.py) over the MLSP features of one backbone pass per
@@ -11,6 +12,8 @@ fixed sizes: models/buckets.py), never squashed to a square. Batches hold one sh
 the CPU the backbone runs on ONNX Runtime (models/onnx_backbone.py) and the head in numpy, so
 a `photod suggest` process never imports torch (about 2 s of a cold start); on a GPU, or when
 the ONNX export is missing or stale, the folded plain-torch backbone (models/lite.py) serves.
+It also carries the offsets model (models/edit_offsets.py: `offsets`, `offset_gates`), the
+search's predicted exposure and colour corrections.
 """
 
 from __future__ import annotations
@@ -144,6 +147,17 @@ class EditObjective:
                 self._offsets = edit_offsets.load(self.model_file) or False
         return self._offsets(list(images)) if self._offsets else None
 
+    @property
+    def offset_gates(self) -> dict[str, float]:
+        """The offsets model's noise floors from the card (`edit_offsets.gates`: "ev", "cast"),
+        under which the search proposes no exposure or colour edit; {} when it has none."""
+        import json
+
+        card_path = self.model_file.with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.exists() else {}
+        gates = card.get("edit_offsets", {}).get("gates", {})
+        return {k: float(v) for k, v in gates.items() if isinstance(v, (int, float))}
+
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""
         feats = self._run(images)
@@ -205,7 +219,7 @@ DEFAULT_OBJECTIVE = "aesthetic"
 
 def use_objective(scorer: Any, objective: str) -> Any:
     """Remember on `scorer` which objective its suggestions search with ("aesthetic": its own
-    score, the default; "edit-preference": the head, opt-in); returns the scorer."""
+    score; "edit-preference": the head, the config's default); returns the scorer."""
     if objective not in OBJECTIVES:
         raise ValueError(
             f"unknown suggest objective {objective!r} (known: {', '.join(OBJECTIVES)})"
@@ -218,8 +232,9 @@ def objective_for(scorer: Any, objective: str | None = None) -> Any:
     """The search objective for `scorer`.
 
     `objective` (else the scorer's `suggest_objective`, set by `use_objective` or
-    `photod.config.scorer_from_settings`, else "aesthetic") picks it: "aesthetic" is the scorer
-    itself (its aesthetic score, the default); "edit-preference" is an EditObjective on the same
+    `photod.config.scorer_from_settings`, else "aesthetic" for a bare Scorer) picks it:
+    "aesthetic" is the scorer itself (its aesthetic score); "edit-preference" is an
+    EditObjective on the same
     device, cached on the scorer, when the head is installed (else the scorer, logged). An
     EditObjective passed in is its own objective.
     """

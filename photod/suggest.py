@@ -25,8 +25,19 @@ surroundings' receptive field), which is why they shortlist and never decide; th
 
 Pixel edits (exposure, white balance, tone) change every activation: always real passes.
 
+With the edit-preference objective (photod/objective.py) three steps start from evidence other
+than the head's score, and are "trusted": taken whatever the head's gain, the head only placing
+them. Exposure: the offsets model (models/edit_offsets.py) predicts the EV error; under its gate
+no exposure is proposed at all, else 5 candidates 0.1 EV apart around the prediction, the head
+picking one. White balance: the colour model's predicted cast, undone (the head ranked
+grey-world, white-patch and partial corrections worse than the prediction alone: README). Crop: a frame inside confidently detected flat borders or a pasted
+strip (`enhancers/crop.py`, `detected_frame`) is the step's only candidate; else the grid, whose
+crops keep at least 80 % of the photo. The whole chain is still judged by the head's gain.
+
 Nothing is suggested unless the whole chain gains at least `margin` (default from presets.json,
-on the model's 1-5 scale) over the untouched photo: a good photo is left alone. The model is
+on the model's 1-5 scale; the edit-preference head's from its card, calibrated on held-out
+photos by training/calibrate_margin.py) over the untouched photo: a good photo is left alone.
+A margin of 0 returns the chain the search found, as found. The model is
 only `scorer`: any model the registry builds can drive the search; "roi" ranking needs the
 `AestheticNet` layout (backbone + MLSP head) and falls back to the spread otherwise.
 """
@@ -92,6 +103,7 @@ class Suggestion:
     angle: float = 0.0
     exposure_ev: float = 0.0
     model: str = ""
+    objective: str = "aesthetic"  # or "edit-preference": the units of the scores and the gain
     margin: float = 0.0
     best_score: float = 0.0  # best chain found, even when below the margin
     candidates: int = 0  # edits proposed by the enhancers
@@ -132,6 +144,7 @@ class Suggestion:
             "exposure_ev": round(float(self.exposure_ev), 2),
             "crs": self.crs(),
             "model": self.model,
+            "objective": self.objective,
             "margin": self.margin,
             "best_score": round(self.best_score, 4),
             "candidates": self.candidates,
@@ -182,11 +195,11 @@ def suggest_pixels(
 ) -> Suggestion:
     """Search edits of an HxWx3 uint8 sRGB array (orientation applied) with `scorer`.
 
-    The objective is `photod.objective.objective_for(scorer, objective)`: by default the
-    scorer's own aesthetic score with the preset's margins and parameters (the search as it
-    was); opt-in, the edit-preference head, with the margins from its card (calibrated on
-    held-out pairs) and the preset's `edit_params` (exposure ladder + refinement, more colour
-    candidates, detected borders) over its `params`.
+    The objective is `photod.objective.objective_for(scorer, objective)`: the edit-preference
+    head (an EditObjective, or a scorer whose `suggest_objective` says so, as the config's
+    default does), with the margins from its card (calibrated on held-out photos) and the
+    preset's `edit_params` (predicted exposure and colour corrections, detected borders) over
+    its `params`; or the scorer's own aesthetic score with the preset's margins and parameters.
     """
     from photod.objective import EditObjective, objective_for
 
@@ -229,10 +242,15 @@ def suggest_pixels(
         if edit_head:
             params.update(settings.get("edit_params", {}).get(name, {}))
         with_prediction = params.pop("with_prediction", None)
+        trusted = False
         if with_prediction and edit_head:
             predicted = search.offsets([current])
             if predicted is not None:
-                params = around_prediction(name, {**params, **with_prediction}, predicted[0])
+                gates = {f"{k}_gate": v for k, v in search.offset_gates.items()}
+                merged = {**params, **gates, **with_prediction}
+                params = around_prediction(name, merged, predicted[0])
+                # The predicted defect is the evidence for the step; the head places it.
+                trusted = bool(params.pop("trusted", False))
         context = EnhanceContext(params=params)
         if name == "crop":
             from photod.enhancers.crop import detect_faces, saliency_map
@@ -274,7 +292,17 @@ def suggest_pixels(
         gain = chosen_score - current_score
         step_margin = float(step_margins.get(spec.kind, 0.0))
         log.debug("%s: best %s gain %+.4f", name, chosen.params, gain)
-        if gain < step_margin:
+        # A detected border or pasted strip is, like a predicted correction, found by other
+        # evidence than the head's score.
+        trusted = trusted or bool(chosen.params.get("detected"))
+        # A trusted step needs no margin of its own; in a judged search (margin > 0) it must
+        # still not make the photo worse in the head's eyes: a photographer's deliberate warm
+        # light reads as a cast to the colour model, and the head says so.
+        if trusted:
+            threshold = 0.0 if margin > 0 else -np.inf
+        else:
+            threshold = step_margin
+        if gain < threshold:
             continue
         current = chosen.apply(current)
         current_score = chosen_score
@@ -293,7 +321,9 @@ def suggest_pixels(
         n_full += 1
     assert current_score is not None
     best_score = current_score
-    if best_score - base_score < margin:
+    # A margin of 0 asks for the search's best chain as found: a trusted step (a predicted
+    # correction) may have lowered the head's score, and the user asked to see it anyway.
+    if margin > 0 and best_score - base_score < margin:
         edits, ops, frame, frame_angle, current_score = [], [], None, 0.0, base_score
     exposure_ev = sum(float(e.params.get("ev", 0.0)) for e in edits if e.enhancer == "exposure")
     return Suggestion(
@@ -305,6 +335,7 @@ def suggest_pixels(
         angle=frame_angle,
         exposure_ev=exposure_ev,
         model=getattr(search, "version", ""),
+        objective="edit-preference" if edit_head else "aesthetic",
         margin=margin,
         best_score=best_score,
         candidates=n_candidates,
@@ -320,16 +351,23 @@ def suggest_pixels(
 def around_prediction(name: str, params: dict[str, Any], predicted: np.ndarray) -> dict[str, Any]:
     """The enhancer's parameters centred on the objective's predicted correction (presets.json
     `with_prediction`, merged into `params` by the caller): exposure gets `ev_around` offsets
-    from the predicted EV instead of its ladder; white balance the predicted gains at each
-    `predicted_strength` (log-space blend toward neutral) beside its estimators."""
+    from the predicted EV instead of its ladder, and no candidate at all when the predicted
+    error is under `ev_gate` (a well-exposed photo is not re-exposed by a few tenths); white
+    balance the predicted gains at each `predicted_strength` (log-space blend toward neutral)
+    beside its estimators, and no candidate at all when the predicted cast is under
+    `cast_gate`. The gates come from the model card (`EditObjective.offset_gates`). `trusted` (kept in the result) marks a step the search takes
+    whatever the head's gain: the prediction found the defect, the head only places the fix."""
     params = dict(params)
     ev, log_red, log_blue = (float(v) for v in predicted[:3])
+    if name == "white_balance" and max(abs(log_red), abs(log_blue)) < params.get("cast_gate", 0):
+        return {**params, "methods": [], "temperature": [], "tint": [], "estimates": {}}
     if name == "exposure" and "ev_around" in params:
         limit = float(params.get("ev_limit", 2.5))
         ladder = {
             round(float(np.clip(ev + step, -limit, limit)), 2) for step in params["ev_around"]
         }
-        params["ev"] = sorted(v for v in ladder if v != 0)
+        gate = float(params.get("ev_gate", 0.0))
+        params["ev"] = sorted(v for v in ladder if v != 0) if abs(ev) >= gate else []
     if name == "white_balance" and "predicted_strength" in params:
         params["estimates"] = {"predicted": [float(np.exp(log_red)), 1.0, float(np.exp(log_blue))]}
     return params

@@ -59,7 +59,8 @@ def test_presets_are_data_and_override_the_default():
     assert fast["params"]["crop"]["min_area"] == default["params"]["crop"]["min_area"]
     # The opt-in edit-preference objective's parameters merge the same way.
     assert fast["edit_params"]["exposure"]["ev"] == [-1.5, -0.9, -0.4, 0.4, 0.9, 1.5]
-    assert fast["edit_params"]["crop"] == default["edit_params"]["crop"] == {"detect_borders": True}
+    edit_crop = {"detect_borders": True, "min_area": 0.8}
+    assert fast["edit_params"]["crop"] == default["edit_params"]["crop"] == edit_crop
     assert "refine" not in default["params"]["exposure"]
     with pytest.raises(EnhancerError, match="did you mean 'fast'"):
         load_presets("fats")

@@ -109,8 +109,8 @@ def _print_human(data: dict[str, Any]) -> None:
     "--objective",
     type=click.Choice(["aesthetic", "edit-preference"]),
     default=None,
-    help="What the search maximises: the aesthetic score (default, config suggest_objective) "
-    "or the opt-in edit-preference head (measured, not yet the default: models/README.md).",
+    help="What the search maximises: the edit-preference head (default, config "
+    "suggest_objective) or the aesthetic score (models/README.md).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the available enhancers and exit.")
 @json_option
@@ -172,12 +172,12 @@ def suggest(
         from photod.models.edit_preference import has_head
 
         if has_head():
-            # The opt-in head; the scoring model is never loaded (nor timm imported).
+            # The head (the default); the scoring model is never loaded (nor timm imported).
             from photod.objective import EditObjective
 
             scorer = EditObjective(device=device or "auto", batch_size=batch_size or 32)
     if scorer is None:
-        # The aesthetic search (default); with --objective edit-preference and an explicit
+        # The aesthetic search; with --objective edit-preference and an explicit
         # --model, the head runs on that model's device through objective_for.
         scorer = use_objective(
             Scorer(

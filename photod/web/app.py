@@ -93,7 +93,7 @@ class WebConfig:
     model_workers: int = 2
     star_mapping: Any = None  # a photod.stars.StarMapping from the config, else the model card's
     preload_model: bool = False  # `photod serve`: load the model in the background at start
-    suggest_objective: str = "aesthetic"  # config suggest_objective; the head is opt-in
+    suggest_objective: str = "edit-preference"  # config suggest_objective
     # Who may talk to the page (see "Access" below): the Host names it answers to besides the
     # loopback ones, the port it listens on (None: any; for tests and embedding), and the
     # access token a non-loopback server requires (None: no token, loopback only).

@@ -21,14 +21,21 @@ function photodShowSuggestion(card, s, img) {
   const gain = after - before;
   const gainEl = box.querySelector(".gain");
   const edits = s.edits || [];
+  // The edit-preference head ranks versions of this photo: its values are not the 1-5 score
+  // shown above, only their difference means something.
+  const preference = s.objective === "edit-preference";
   if (s.suggested === false || (!edits.length && !s.crop && !s.exposure_ev)) {
-    gainEl.textContent = "Leave it as it is: no edit scored clearly better than " +
-      before.toFixed(3) + ".";
+    gainEl.textContent = preference
+      ? "Leave it as it is: no edit gained the margin (" + Number(s.margin).toFixed(2) + ")."
+      : "Leave it as it is: no edit scored clearly better than " + before.toFixed(3) + ".";
     card.dataset.suggested = "false";
     return;
   }
-  gainEl.textContent = "Score " + before.toFixed(3) + " → " + after.toFixed(3) +
-    " (" + (gain >= 0 ? "+" : "") + gain.toFixed(3) + ")";
+  gainEl.textContent = preference
+    ? "Preferred over the original by +" + gain.toFixed(3) + " (margin " +
+      Number(s.margin).toFixed(2) + ")"
+    : "Score " + before.toFixed(3) + " → " + after.toFixed(3) +
+      " (" + (gain >= 0 ? "+" : "") + gain.toFixed(3) + ")";
   card.dataset.suggested = "true";
   gainEl.dataset.gain = gain.toFixed(4);
   const list = box.querySelector(".edits");
