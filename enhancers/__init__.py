@@ -175,7 +175,7 @@ def load_presets(name: str = "default") -> dict[str, Any]:
     """A search preset from presets.json: order, margins and per-enhancer parameters.
 
     Named presets override the "default" one key by key (one level deep for `params` and
-    `edit_params`, the parameters the opt-in edit-preference objective uses over `params`).
+    `edit_params`, the parameters the edit-preference objective (the default) uses over `params`).
     """
     data = json.loads(PRESETS_PATH.read_text())
     if name not in data:
