@@ -56,6 +56,7 @@ class EditObjective:
         self._onnx: Any = None
         self._numpy_head: Any = None
         self._offsets: Any = None
+        self._gates: dict[str, float] | None = None
         self._device: str | None = None
         self._lock = threading.Lock()
 
@@ -151,12 +152,14 @@ class EditObjective:
     def offset_gates(self) -> dict[str, float]:
         """The offsets model's noise floors from the card (`edit_offsets.gates`: "ev", "cast"),
         under which the search proposes no exposure or colour edit; {} when it has none."""
-        import json
+        if self._gates is None:
+            import json
 
-        card_path = self.model_file.with_suffix(".json")
-        card = json.loads(card_path.read_text()) if card_path.exists() else {}
-        gates = card.get("edit_offsets", {}).get("gates", {})
-        return {k: float(v) for k, v in gates.items() if isinstance(v, (int, float))}
+            card_path = self.model_file.with_suffix(".json")
+            card = json.loads(card_path.read_text()) if card_path.exists() else {}
+            gates = card.get("edit_offsets", {}).get("gates", {})
+            self._gates = {k: float(v) for k, v in gates.items() if isinstance(v, (int, float))}
+        return self._gates
 
     def score_pixels(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(scores [N], MLSP features [N, 2848]) of HxWx3 uint8 arrays."""

@@ -375,6 +375,13 @@ def test_onnx_export_reproduces_the_shipped_graph(tmp_path):
     assert [m.shape[1] for m in maps] == [16, 24, 40, 80, 112, 192, 320, 1280]
 
 
+def test_the_search_gates_come_from_the_card(objective):
+    card = json.loads(DEFAULT_MODEL_FILE.with_suffix(".json").read_text())["edit_offsets"]
+    gates = objective.offset_gates
+    assert gates == {"ev": card["gates"]["ev"], "cast": card["gates"]["cast"]}
+    assert 0 < gates["ev"] < 0.3 and 0 < gates["cast"] < 0.1  # noise floors, not defects
+
+
 def test_offsets_model_predicts_the_correction_of_real_defects(objective):
     """The offsets model (models/edit_offsets.py) reads what is wrong with a photo it never
     saw: the EV that undoes an exposure error, the gains that undo a cast."""
@@ -400,8 +407,15 @@ def test_the_search_centres_its_ladders_on_the_predicted_correction():
     assert exposure["ev"] == [-0.1, 0.1, 0.3, 0.5, 0.7]
     far = around_prediction("exposure", params, np.array([2.4, 0.0, 0.0]))
     assert max(far["ev"]) == 2.5  # clipped to ev_limit
-    # A predicted error under the gate: a well-exposed photo, no exposure candidate at all.
+    # A predicted error under the gate: a well-exposed photo, no exposure candidate at all;
+    # the same for a cast under its gate (no estimator either).
     assert around_prediction("exposure", params, np.array([0.2, 0.0, 0.0]))["ev"] == []
+    neutral = around_prediction(
+        "white_balance",
+        {"predicted_strength": [1.0], "cast_gate": 0.05, "methods": ["grey_world"]},
+        np.array([0.0, 0.01, -0.03]),
+    )
+    assert neutral["methods"] == [] and neutral["estimates"] == {}
     colour = around_prediction(
         "white_balance", {"predicted_strength": [0.5, 1.0]}, np.array([0.0, -0.2, 0.3])
     )
