@@ -181,26 +181,9 @@ def add_margin(
     image: np.ndarray, kind: str, other: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """Pad `image`; returns the padded image and the photo's box in fractions of it."""
-    h, w = image.shape[:2]
-    if kind == "flat":
-        top, bottom = (int(h * f) for f in rng.uniform(0.08, 0.2, 2))
-        left, right = (int(w * f) for f in rng.uniform(0.08, 0.2, 2))
-        colour = rng.integers(0, 256, 3).astype(np.uint8)
-        out = np.empty((h + top + bottom, w + left + right, 3), np.uint8)
-        out[:] = colour
-        out[top : top + h, left : left + w] = image
-    else:  # a strip of an unrelated photo on the left or right
-        strip_w = int(w * rng.uniform(0.2, 0.3))
-        from PIL import Image
+    from photod.training.edit_pairs import pad_with_margin
 
-        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
-        top = bottom = 0
-        if rng.random() < 0.5:
-            out, left, right = np.concatenate([strip, image], axis=1), strip_w, 0
-        else:
-            out, left, right = np.concatenate([image, strip], axis=1), 0, strip_w
-    H, W = out.shape[:2]
-    return out, (left / W, top / H, (left + w) / W, (top + h) / H)
+    return pad_with_margin(image, kind, other, rng, (0.08, 0.2), (0.2, 0.3))
 
 
 # --- measurements -----------------------------------------------------------------------------

@@ -49,27 +49,11 @@ def _nudge(suggestion: Any) -> bool:
 def add_margin(
     image: np.ndarray, kind: str, other: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """`image` padded with a flat colour on every side, or with a strip of `other` on one side;
-    returns it and the photo's box in fractions of it."""
-    from PIL import Image
+    """`image` padded with a flat colour on every side (6-20 % each), or with a strip of
+    `other` (15-30 % of its width) on one side; returns it and the photo's box in fractions."""
+    from photod.training.edit_pairs import pad_with_margin
 
-    h, w = image.shape[:2]
-    if kind == "flat":
-        top, bottom = (int(h * f) for f in rng.uniform(0.06, 0.2, 2))
-        left, right = (int(w * f) for f in rng.uniform(0.06, 0.2, 2))
-        out = np.empty((h + top + bottom, w + left + right, 3), np.uint8)
-        out[:] = rng.integers(0, 256, 3).astype(np.uint8)
-        out[top : top + h, left : left + w] = image
-    else:
-        strip_w = int(w * rng.uniform(0.15, 0.3))
-        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
-        top = bottom = 0
-        if rng.random() < 0.5:
-            out, left, right = np.concatenate([strip, image], axis=1), strip_w, 0
-        else:
-            out, left, right = np.concatenate([image, strip], axis=1), 0, strip_w
-    height, width = out.shape[:2]
-    return out, (left / width, top / height, (left + w) / width, (top + h) / height)
+    return pad_with_margin(image, kind, other, rng, (0.06, 0.2), (0.15, 0.3))
 
 
 def photo_row(

@@ -96,6 +96,39 @@ def _cast(lin: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return _srgb(lin * (gains / (gains @ luma)))
 
 
+def pad_with_margin(
+    image: np.ndarray,
+    kind: str,
+    other: np.ndarray,
+    rng: np.random.Generator,
+    flat_share: tuple[float, float] = (0.08, 0.2),
+    strip_share: tuple[float, float] = (0.2, 0.3),
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """`image` padded with one flat colour on every side (each side a random `flat_share` of
+    the photo's size) or, for any other `kind`, with a strip of `other` (`strip_share` of its
+    width) on the left or right; returns it and the photo's box in fractions of it."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if kind == "flat":
+        top, bottom = (int(h * f) for f in rng.uniform(*flat_share, 2))
+        left, right = (int(w * f) for f in rng.uniform(*flat_share, 2))
+        colour = rng.integers(0, 256, 3).astype(np.uint8)
+        out = np.empty((h + top + bottom, w + left + right, 3), np.uint8)
+        out[:] = colour
+        out[top : top + h, left : left + w] = image
+    else:
+        strip_w = int(w * rng.uniform(*strip_share))
+        strip = np.asarray(Image.fromarray(other).resize((strip_w, h), Image.Resampling.BILINEAR))
+        top = bottom = 0
+        if rng.random() < 0.5:
+            out, left, right = np.concatenate([strip, image], axis=1), strip_w, 0
+        else:
+            out, left, right = np.concatenate([image, strip], axis=1), 0, strip_w
+    height, width = out.shape[:2]
+    return out, (left / width, top / height, (left + w) / width, (top + h) / height)
+
+
 def cast_size(image: np.ndarray, reference: np.ndarray) -> float:
     """How far `image`'s colour balance is from `reference`'s: max |log| of the channel ratio
     (the measure of benchmarks/suggest_quality.py)."""

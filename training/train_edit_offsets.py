@@ -41,6 +41,13 @@ log = logging.getLogger("photod")
 CACHE = Path(".cache/edit-offsets")
 
 
+def _source_rng(name: str, seed: int) -> np.random.Generator:
+    """The draws' generator of one source: the same draws whatever the other sources."""
+    return np.random.default_rng(
+        int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") ^ seed
+    )
+
+
 def draws(image: np.ndarray, rng: np.random.Generator, exposures: int, casts: int):
     """[(pixels, ev that undoes it, log gains (r/g, b/g) that undo it)] of one working copy."""
     from photod.training.edit_pairs import _cast, _linear, _shift
@@ -84,9 +91,7 @@ def build(
     started = time.perf_counter()
     items = sources(n_para, seed, bench_root)
     for k, (name, split_key, origin, item) in enumerate(items):
-        rng = np.random.default_rng(
-            int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") ^ seed
-        )
+        rng = _source_rng(name, seed)
         image = working_copy(item)
         repeats = 8 if origin == "real" else 1  # few real photos: more draws of each
         made = [d for _ in range(repeats) for d in draws(image, rng, exposures, casts)]
@@ -127,9 +132,7 @@ def build_histograms(
     started = time.perf_counter()
     items = sources(n_para, seed, bench_root)
     for k, (name, split_key, origin, item) in enumerate(items):
-        rng = np.random.default_rng(
-            int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") ^ seed
-        )
+        rng = _source_rng(name, seed)
         image = working_copy(item)
         lin = _linear(image)
         draws = [(image, np.zeros(2))]
