@@ -26,13 +26,15 @@ surroundings' receptive field), which is why they shortlist and never decide; th
 Pixel edits (exposure, white balance, tone) change every activation: always real passes.
 
 With the edit-preference objective (photod/objective.py) three steps start from evidence other
-than the head's score, and are "trusted": taken whatever the head's gain, the head only placing
-them. Exposure: the offsets model (models/edit_offsets.py) predicts the EV error; under its gate
-no exposure is proposed at all, else 5 candidates 0.1 EV apart around the prediction, the head
-picking one. White balance: the colour model's predicted cast, undone (the head ranked
-grey-world, white-patch and partial corrections worse than the prediction alone: README). Crop: a frame inside confidently detected flat borders or a pasted
-strip (`enhancers/crop.py`, `detected_frame`) is the step's only candidate; else the grid, whose
-crops keep at least 80 % of the photo. The whole chain is still judged by the head's gain.
+than the head's score, and are "trusted": they need no step margin (at a positive margin they
+must only not lower the head's score), the head placing them. Exposure: the offsets model
+(models/edit_offsets.py) predicts the EV error; under its gate no exposure is proposed at all,
+else 5 candidates 0.1 EV apart around the prediction, the head picking one. White balance: the
+colour model's predicted cast, undone (the head ranked grey-world, white-patch and partial
+corrections worse than the prediction alone: README). Crop: a frame inside confidently
+detected flat borders or a pasted strip (`enhancers/crop.py`, `detected_frame`) is the step's
+only candidate; else the grid, whose crops keep at least 80 % of the photo. The whole chain is
+still judged by the head's gain.
 
 Nothing is suggested unless the whole chain gains at least `margin` (default from presets.json,
 on the model's 1-5 scale; the edit-preference head's from its card, calibrated on held-out
@@ -355,8 +357,9 @@ def around_prediction(name: str, params: dict[str, Any], predicted: np.ndarray) 
     error is under `ev_gate` (a well-exposed photo is not re-exposed by a few tenths); white
     balance the predicted gains at each `predicted_strength` (log-space blend toward neutral)
     beside its estimators, and no candidate at all when the predicted cast is under
-    `cast_gate`. The gates come from the model card (`EditObjective.offset_gates`). `trusted` (kept in the result) marks a step the search takes
-    whatever the head's gain: the prediction found the defect, the head only places the fix."""
+    `cast_gate`. The gates come from the model card (`EditObjective.offset_gates`). `trusted`
+    (kept in the result) marks a step that needs no step margin: the prediction found the
+    defect, the head only places the fix."""
     params = dict(params)
     ev, log_red, log_blue = (float(v) for v in predicted[:3])
     if name == "white_balance" and max(abs(log_red), abs(log_blue)) < params.get("cast_gate", 0):
