@@ -5,8 +5,13 @@ Exposure: a small MLP (training/train_edit_offsets.py) over `image_statistics`, 
 feature does not state plainly: log-luminance percentiles and histograms (a finer one over the
 top four stops, where an over-exposed photo piles up under white), clipped and black fractions,
 and log-chroma statistics (mean, percentiles, the brightest pixels', the edges' (grey-edge), a
-coarse and a fine 2-D log-chroma histogram). Output: the EV that would undo an exposure error
-(and log gains the colour model replaces when present).
+coarse and a fine 2-D log-chroma histogram), and the highlights (`_highlight_statistics`: the
+white point of the brightest channel and the shape of the clipped area, which tell half a
+stop of error from a photo's own key far better than histograms do: on held-out PARA photos
+shifted by 0.3-0.7 EV the right direction went from 73 % to 98 % under and from 73 % to 86 %
+over, the median error of all held-out draws from 0.133 to 0.056 EV).
+Output: the EV that would undo an exposure error (and log gains the colour model replaces
+when present).
 
 Colour: `ColourModel`, after Barron's FFCC: a linear-light cast shifts every log-chroma
 histogram by the log gains; learnt filters convolved with the histograms of the pixels and of
@@ -82,7 +87,67 @@ def image_statistics(pixels: np.ndarray) -> np.ndarray:
         ].reshape(-1)
         / len(u),
     ]
+    out += _highlight_statistics(pixels)
     return np.concatenate([np.asarray(part, np.float32).reshape(-1) for part in out])
+
+
+def _highlight_statistics(pixels: np.ndarray) -> list[Any]:
+    """Where the photo's brightest light sits and how its clipping is shaped: what tells half
+    a stop of exposure error from a photo's own key. A finished photo's white point sits near
+    white (half a stop under, it does not reach it); half a stop over, clipping spreads into
+    large solid patches with short edges, where a clean photo clips in small specular spots.
+
+    From the brightest channel of each pixel (a saturated red clips while its luminance is
+    low): percentiles up to the maximum and fine histograms over the top two stops, luminance's
+    top percentiles, the mean log luminance of a 4 x 4 grid (relative to the whole), and the
+    clipped area: in 4 x 4 blocks wholly and partly clipped, its largest 4-connected patch,
+    patches per pixel, its edge against its area, per channel and all three channels."""
+    import cv2
+
+    from photod.enhancers.color import LINEAR
+
+    lin = LINEAR[pixels[..., :3]].astype(np.float32)
+    brightest = lin.max(2)
+    step = max(1, brightest.size // 100_000)
+    log_brightest = np.log2(brightest.reshape(-1)[::step] + 2.0**-12)
+    log_luma = np.log2(lin.reshape(-1, 3)[::step] @ _LUMA + 2.0**-12)
+    h, w = brightest.shape
+    grid = np.log2(lin[:: max(1, h // 64), :: max(1, w // 64)] @ _LUMA + 2.0**-12)
+    gh, gw = grid.shape
+    cells = np.array(
+        [
+            grid[i * gh // 4 : (i + 1) * gh // 4, j * gw // 4 : (j + 1) * gw // 4].mean()
+            for i in range(4)
+            for j in range(4)
+        ]
+    )
+    clipped = brightest >= 0.98
+    blocks = clipped[: h // 4 * 4, : w // 4 * 4].reshape(h // 4, 4, w // 4, 4)
+    half = np.ascontiguousarray(clipped[::2, ::2]).astype(np.uint8)
+    count, labels, components, _ = cv2.connectedComponentsWithStats(half, connectivity=4)
+    largest = components[1:, cv2.CC_STAT_AREA].max() / half.size if count > 1 else 0.0
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    inner = cv2.erode(
+        clipped.astype(np.uint8), cross, borderType=cv2.BORDER_CONSTANT, borderValue=0
+    ).astype(bool)
+    top = lin[clipped]
+    return [
+        np.percentile(log_brightest, (50, 90, 99, 99.5, 99.9, 100)),
+        np.percentile(log_luma, (99.5, 99.9, 100)),
+        np.histogram(log_brightest, 16, (-2.0, 0.0))[0] / len(log_brightest),
+        cells - grid.mean(),
+        np.histogram(log_brightest, 16, (-1.0, 0.0))[0] / len(log_brightest),
+        [
+            blocks.all((1, 3)).mean(),
+            blocks.any((1, 3)).mean(),
+            largest,
+            (count - 1) / half.size * 100,
+            ((brightest >= 0.7) & ~clipped).mean(),
+            (clipped & ~inner).mean(),
+            (top.min(1) >= 0.98).mean() if len(top) else 0.0,
+        ],
+        (lin >= 0.98).mean((0, 1)),
+    ]
 
 
 def _edge_chroma(pixels: np.ndarray) -> list[float]:

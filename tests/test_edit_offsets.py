@@ -30,6 +30,29 @@ def test_statistics_see_exposure_and_colour():
     assert hot[chroma] > base[chroma] + 0.2 and hot[chroma + 1] < base[chroma + 1] - 0.2
 
 
+def test_highlight_statistics_see_half_a_stop():
+    """The white point falls with the exposure; half a stop over, clipping spreads into solid
+    patches (more wholly clipped blocks, a larger largest patch) where the photo had few."""
+    from photod.enhancers.color import LINEAR, linear_to_srgb
+
+    image = photos.real_photo("astronaut")
+
+    def shifted(ev: float) -> np.ndarray:
+        return np.round(linear_to_srgb(LINEAR[image] * 2.0**ev) * 255).astype(np.uint8)
+
+    start = edit_offsets.STATISTICS - sum(
+        np.size(part) for part in edit_offsets._highlight_statistics(image)
+    )
+    base, under, over = (
+        edit_offsets.image_statistics(x)[start:] for x in (image, shifted(-0.5), shifted(0.5))
+    )
+    white_point = 4  # the 99.9th percentile of the brightest channel, log2
+    assert under[white_point] == pytest.approx(base[white_point] - 0.5, abs=0.08)
+    wholly_clipped, largest_patch = 57, 59
+    assert over[wholly_clipped] > base[wholly_clipped] + 0.01
+    assert over[largest_patch] > base[largest_patch] * 1.5
+
+
 def _synthetic(rows: int = 3000) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     stats = rng.normal(size=(rows, edit_offsets.STATISTICS)).astype(np.float32)

@@ -20,8 +20,9 @@ the real photos of REAL_TRAIN, never a benchmark file).
 - Gates (`gates`): the 75th percentile of |prediction| on held-out clean photos, per output.
 Written into the multi-head model file (`edit_offsets.*`) and its card (`edit_offsets`).
 
-Run: `python -m photod.training.train_edit_offsets [--para N] [--out FILE] [--dry-run]` (the
-two caches take ~9 and ~10 min to build on 2 cores, the fits ~1 and ~2 min).
+Run: `python -m photod.training.train_edit_offsets [--para N] [--out FILE] [--dry-run]
+[--keep-colour]` (the two caches take ~20 and ~10 min to build on 2 cores, the fits ~3 and ~2
+min; `--keep-colour` refits the exposure MLP alone, keeping the file's colour model).
 """
 
 from __future__ import annotations
@@ -314,7 +315,9 @@ def fit(
 
 
 def gates(
-    data: dict[str, np.ndarray], histograms: dict[str, np.ndarray], model: dict[str, np.ndarray]
+    data: dict[str, np.ndarray],
+    histograms: dict[str, np.ndarray] | None,
+    model: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """The search's noise floors (photod/suggest.py `around_prediction`): the 75th percentile of
     |predicted EV| and of the predicted cast's largest |log gain| on held-out clean photos. A
@@ -325,7 +328,7 @@ def gates(
     clean = data["held_out"] & (data["ev"] == 0) & (np.abs(data["cast"]).max(1) == 0)
     ev = np.abs(offsets.predict(data["statistics"][clean])[:, 0])
     out = {"ev": round(float(np.percentile(ev, 75)), 3)}
-    if offsets.colour is not None:
+    if offsets.colour is not None and histograms is not None:
         clean = histograms["held_out"] & (np.abs(histograms["cast"]).max(1) == 0)
         cast = offsets.colour.cast(
             np.nan_to_num(histograms["histograms"][clean].astype(np.float32))
@@ -333,6 +336,26 @@ def gates(
         out["cast"] = round(float(np.percentile(np.abs(cast).max(1), 75)), 3)
     out["rule"] = "75th percentile of |prediction| on held-out clean photos"
     return out
+
+
+def kept_colour(model_file: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The model file's colour model (`colour.*` tensors, without the prefix) and its card's
+    `edit_offsets` entry, for a refit of the exposure MLP alone (`--keep-colour`)."""
+    from safetensors import safe_open
+
+    from photod.models import edit_offsets
+
+    prefix = edit_offsets.PREFIX + "colour."
+    with safe_open(str(model_file), "np") as handle:
+        model = {
+            k[len(edit_offsets.PREFIX) :]: handle.get_tensor(k)
+            for k in handle.keys()
+            if k.startswith(prefix)
+        }
+    card = json.loads(model_file.with_suffix(".json").read_text()).get("edit_offsets", {})
+    if not model or "colour" not in card or "cast" not in card.get("gates", {}):
+        raise SystemExit(f"{model_file} has no colour model to keep: train without --keep-colour")
+    return model, card
 
 
 def write(model_file: Path, model: dict[str, np.ndarray], card: dict[str, Any]) -> None:
@@ -363,14 +386,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-root", type=Path, default=Path(".cache/photod-bench/root"))
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_FILE, help="model file")
     parser.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
+    parser.add_argument(
+        "--keep-colour",
+        action="store_true",
+        help="refit the exposure MLP only: keep the model file's colour model and its gate",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     data = build(args.para, args.seed, args.bench_root, exposures=4, casts=3)
     model, card = fit(data, hidden=256, epochs=60)
-    histograms = build_histograms(args.para, args.seed, args.bench_root)
-    colour_model, card["colour"] = fit_colour(histograms)
-    model.update(colour_model)
-    card["gates"] = gates(data, histograms, model)
+    if args.keep_colour:
+        colour_model, old_card = kept_colour(args.out)
+        model.update(colour_model)
+        card["colour"] = old_card["colour"]
+        card["gates"] = {**gates(data, None, model), "cast": old_card["gates"]["cast"]}
+    else:
+        histograms = build_histograms(args.para, args.seed, args.bench_root)
+        colour_model, card["colour"] = fit_colour(histograms)
+        model.update(colour_model)
+        card["gates"] = gates(data, histograms, model)
     print(json.dumps(card, indent=2))
     if not args.dry_run:
         write(args.out, model, card)
