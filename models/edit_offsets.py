@@ -124,7 +124,7 @@ def _highlight_statistics(pixels: np.ndarray) -> list[Any]:
     clipped = brightest >= 0.98
     blocks = clipped[: h // 4 * 4, : w // 4 * 4].reshape(h // 4, 4, w // 4, 4)
     half = np.ascontiguousarray(clipped[::2, ::2]).astype(np.uint8)
-    count, labels, components, _ = cv2.connectedComponentsWithStats(half, connectivity=4)
+    count, _, components, _ = cv2.connectedComponentsWithStats(half, connectivity=4)
     largest = components[1:, cv2.CC_STAT_AREA].max() / half.size if count > 1 else 0.0
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     inner = cv2.erode(

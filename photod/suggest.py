@@ -235,6 +235,9 @@ def suggest_pixels(
     edits: list[Edit] = []
     ops: list[Callable[[np.ndarray], np.ndarray]] = []
     pending_base = True
+    # The offsets model's reading of `current`, kept while no step changes it: the exposure
+    # and white-balance steps both start from it.
+    offsets_of: tuple[np.ndarray, np.ndarray | None] | None = None
     n_candidates = n_scored = n_full = 0
     base_score = 0.0
 
@@ -246,7 +249,9 @@ def suggest_pixels(
         with_prediction = params.pop("with_prediction", None)
         trusted = False
         if with_prediction and edit_head:
-            predicted = search.offsets([current])
+            if offsets_of is None or offsets_of[0] is not current:
+                offsets_of = (current, search.offsets([current]))
+            predicted = offsets_of[1]
             if predicted is not None:
                 gates = {f"{k}_gate": v for k, v in search.offset_gates.items()}
                 merged = {**params, **gates, **with_prediction}
